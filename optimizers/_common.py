@@ -1,0 +1,158 @@
+"""Shared machinery of the optimizers: validation, non-finite guards and logged statistics.
+
+Every optimizer state of this package is a ``NamedTuple`` that carries a ``skipped`` counter and
+declares the fields an experiment wants to log in a class attribute ``LOGGED``. :func:`logged_stats`
+walks any optax state (``chain``, ``inject_hyperparams``, nested tuples) and collects them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+STAT_DTYPE = jnp.float32
+
+
+def stat_dtype(*trees: Any) -> jnp.dtype:
+    """Dtype for scalar statistics: float32, or float64 when any leaf of ``trees`` is float64."""
+    leaves = [leaf for tree in trees for leaf in jax.tree_util.tree_leaves(tree)]
+    if any(jnp.asarray(leaf).dtype == jnp.float64 for leaf in leaves):
+        return jnp.float64
+    return STAT_DTYPE
+
+
+def check_scalar(
+    name: str,
+    value: Any,
+    lo: float = -math.inf,
+    hi: float = math.inf,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> None:
+    """Validate a Python-number hyper-parameter at construction time.
+
+    Schedules (callables) and traced values are accepted unchecked: they are only known per step.
+
+    Raises:
+        ValueError: naming ``name`` and the valid interval.
+    """
+    if callable(value) or isinstance(value, jax.core.Tracer):
+        return
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a real number") from err
+    ok = math.isfinite(v)
+    ok = ok and (v > lo if lo_open else v >= lo)
+    ok = ok and (v < hi if hi_open else v <= hi)
+    if not ok:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise ValueError(f"{name} must lie in {left}{lo:g}, {hi:g}{right} (got {value!r})")
+
+
+def tree_all_finite(tree: Any) -> jax.Array:
+    """True when every leaf of ``tree`` is finite (a traced boolean, no host sync)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """Elementwise ``where(pred, on_true, on_false)`` over two pytrees of identical structure."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def guard_nonfinite(
+    ok: jax.Array,
+    new_updates: Any,
+    new_state: Any,
+    old_state: Any,
+    params_like: Any,
+) -> tuple[Any, Any]:
+    """Skip a step whose inputs were not finite.
+
+    When ``ok`` is False the updates become zeros (parameters unchanged), the state is rolled back to
+    ``old_state`` and its ``skipped`` counter is incremented.
+    """
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params_like)
+    updates = select_tree(ok, new_updates, zeros)
+    state = select_tree(ok, new_state, old_state)
+    state = state._replace(skipped=old_state.skipped + jnp.where(ok, 0, 1).astype(jnp.int32))
+    return updates, state
+
+
+def require_value(value: Any, name: str) -> jax.Array:
+    """Return the loss passed as ``update(..., value=loss)`` or raise a clear error."""
+    if value is None:
+        raise ValueError(
+            f"{name} needs the batch loss: call update(grads, state, params, value=loss)"
+        )
+    return jnp.asarray(value)
+
+
+def require_params(params: Any, name: str) -> Any:
+    """Return ``params`` or raise: loss-aware optimizers need the current parameters."""
+    if params is None:
+        raise ValueError(f"{name} needs the parameters: call update(grads, state, params, ...)")
+    return params
+
+
+def tree_vdot(a: Any, b: Any, dtype: jnp.dtype = STAT_DTYPE) -> jax.Array:
+    """Inner product of two pytrees, accumulated in ``dtype``."""
+    parts = jax.tree_util.tree_map(
+        lambda x, y: jnp.vdot(x.astype(dtype).ravel(), y.astype(dtype).ravel()), a, b
+    )
+    return sum(jax.tree_util.tree_leaves(parts), jnp.zeros((), dtype))
+
+
+def tree_sq_norm(a: Any, dtype: jnp.dtype = STAT_DTYPE) -> jax.Array:
+    """Squared Euclidean norm of a pytree, accumulated in ``dtype``."""
+    return tree_vdot(a, a, dtype)
+
+
+def logged_stats(state: Any) -> dict[str, jax.Array]:
+    """Collect the logged statistics of every optimizer of this package found inside ``state``.
+
+    Works on bare states, ``optax.chain`` tuples and ``optax.inject_hyperparams`` states (whose
+    hyper-parameters are reported too, prefixed ``hp_``). When two of our transformations are chained
+    the later one's names are prefixed by its position.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from optimizers import heavy_ball, logged_stats
+        >>> opt = heavy_ball(0.1, 0.9)
+        >>> sorted(logged_stats(opt.init(jnp.zeros(3))))
+        ['learning_rate', 'momentum', 'skipped']
+    """
+    out: dict[str, jax.Array] = {}
+
+    def visit(node: Any, prefix: str) -> None:
+        if isinstance(node, optax.InjectHyperparamsState):
+            for k, v in node.hyperparams.items():
+                out[f"{prefix}hp_{k}"] = v
+            visit(node.inner_state, prefix)
+            return
+        fields = getattr(type(node), "LOGGED", None)
+        if fields is not None:
+            for f in fields:
+                key = prefix + f
+                if key in out:
+                    key = f"{prefix}{len(out)}_{f}"
+                out[key] = getattr(node, f)
+            return
+        if isinstance(node, tuple):
+            for child in node:
+                visit(child, prefix)
+        elif isinstance(node, dict):
+            for child in node.values():
+                visit(child, prefix)
+
+    visit(state, "")
+    return out
