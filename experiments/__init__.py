@@ -1,4 +1,4 @@
-"""Every claim of the papers as a reproducible experiment: prediction, measurement, verdict, figure."""
+"""Every claim of the papers as a reproducible experiment: prediction, measurement and verdict."""
 
 from __future__ import annotations
 

@@ -7,9 +7,23 @@ stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from experiments import registry, report, reproduce
 
 app = typer.Typer(
     name="momlab",
@@ -23,10 +37,135 @@ app = typer.Typer(
 def _register() -> None:
     from experiments.cli_theory import theory_app
 
-    app.add_typer(theory_app, name="theory")
+    if not any(group.name == "theory" for group in app.registered_groups):
+        app.add_typer(theory_app, name="theory")
+
+
+def _console(*, stderr: bool = False) -> Console:
+    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+
+
+def _warn_import_errors() -> None:
+    for module, message in registry.import_errors().items():
+        print(f"momlab: warning: {module} failed to import: {message}", file=sys.stderr)
+
+
+@app.command("list")
+def list_experiments() -> None:
+    """List the registered experiments: name, device, title and claim."""
+    found = registry.discover()
+    _warn_import_errors()
+    table = Table(title=f"{len(found)} experiments", show_lines=False)
+    for column in ("name", "device", "title", "claim"):
+        table.add_column(column, overflow="fold")
+    for exp in found:
+        table.add_row(exp.name, exp.device, exp.title, exp.claim)
+    _console().print(table)
+
+
+@app.command("run")
+def run_one(
+    name: Annotated[str, typer.Argument(help="experiment name (see `momlab list`)")],
+    quick: Annotated[
+        bool, typer.Option("--quick/--full", help="quick or full configuration")
+    ] = False,
+    seed: Annotated[int, typer.Option(min=0, max=reproduce.SEED_MAX, help="random seed")] = 0,
+    out: Annotated[str, typer.Option(help="results directory")] = "results",
+) -> None:
+    """Run one experiment and write results/<name>/ (record.json, arrays.npz, figure.png/svg).
+
+    Exit status 1 when the experiment raised (its record then has verdict "error").
+    """
+    registry.discover()
+    exp = registry.get(name)
+    target = reproduce.ensure_output_dir(out)
+    record = reproduce.run_experiment(exp, quick=quick, seed=seed, out=target)
+    _console().print(f"{exp.name}: {record.verdict} - {record.summary}")
+    _console().print(f"written to {target / exp.name}")
+    if record.verdict == "error":
+        raise typer.Exit(1)
+
+
+@app.command("reproduce")
+def reproduce_all(
+    quick: Annotated[
+        bool, typer.Option("--quick/--full", help="quick (default) or full configurations")
+    ] = True,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="also run GPU experiments without a GPU (quick configs)")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="rerun finished records too")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="run only this experiment (repeatable)")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=reproduce.SEED_MAX, help="random seed")] = 0,
+    out: Annotated[str, typer.Option(help="results directory")] = "results",
+) -> None:
+    """Run every experiment that fits the machine, reuse finished records, then write the report.
+
+    Exit status 0 when every experiment produced a record (whatever its verdict), 1 when one raised
+    or an experiment module failed to import, 2 on invalid input.
+    """
+    registry.discover()
+    for name in only or ():
+        registry.get(name)
+    reproduce.ensure_output_dir(out)
+    console = _console()
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    total = len(only) if only else len(registry.experiments())
+    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
+        task = progress.add_task("reproduce", total=total)
+
+        def started(name: str, mode: str) -> None:
+            progress.update(task, description=f"{name} ({mode})")
+
+        def done(outcome: reproduce.Outcome) -> None:
+            console.print(f"{outcome.name}: {outcome.status} ({outcome.detail})")
+            if outcome.status != "error" or outcome.record is not None:
+                progress.advance(task)
+
+        outcomes = reproduce.reproduce(
+            out=out,
+            quick=quick,
+            gpu=gpu,
+            force=force,
+            only=only or (),
+            seed=seed,
+            on_start=started,
+            on_done=done,
+        )
+    counts = {
+        s: sum(o.status == s for o in outcomes) for s in ("ran", "reused", "skipped", "error")
+    }
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    console.print(f"report: {Path(out) / report.REPORT_FILE}, {Path(out) / report.SUMMARY_FILE}")
+    if counts["error"]:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_only(out: Annotated[str, typer.Option(help="results directory")] = "results") -> None:
+    """Write results/report.html and results/summary.md from the finished records."""
+    registry.discover()
+    page, summary = report.write_report(out)
+    _console().print(f"report: {page}, {summary}")
 
 
 _USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, KeyError)
+# Recent typer releases raise their own copies of click's exceptions; catch both families.
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_CLICK_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "invalid input"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,25 +175,26 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The process exit status (0 on success, 2 on invalid input).
+        The process exit status (0 on success, 1 when an experiment raised, 2 on invalid input).
     """
     _register()
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="momlab", standalone_mode=False)
-    except click.exceptions.Exit as stop:
+        status = command.main(args=argv, prog_name="momlab", standalone_mode=False)
+    except _EXIT as stop:
         return int(stop.exit_code)
-    except click.exceptions.Abort:
+    except _ABORT:
         print("momlab: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as err:
-        print(f"momlab: error: {err.format_message()}", file=sys.stderr)
+    except _CLICK_ERRORS as err:
+        print(f"momlab: error: {_first_line(err.format_message())}", file=sys.stderr)
         return 2
     except _USER_ERRORS as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"momlab: error: {message}", file=sys.stderr)
         return 2
-    return 0
+    # Without standalone mode click returns the code of a typer.Exit instead of raising it.
+    return status if isinstance(status, int) else 0
 
 
 def run() -> None:

@@ -7,5 +7,24 @@ Baselines (SGD, SGD with momentum, Adam) are optax's own.
 from __future__ import annotations
 
 from optimizers._common import logged_stats
+from optimizers.feedback import MomentumFeedbackState, momentum_feedback, momentum_sensor
+from optimizers.heavy_ball import HeavyBallState, heavy_ball
+from optimizers.momo import MomoState, momo
+from optimizers.momo_adam import MomoAdamState, momo_adam
+from optimizers.yellowfin import YellowFinLoopState, YellowFinState, yellowfin
 
-__all__ = ["logged_stats"]
+__all__ = [
+    "HeavyBallState",
+    "MomentumFeedbackState",
+    "MomoAdamState",
+    "MomoState",
+    "YellowFinLoopState",
+    "YellowFinState",
+    "heavy_ball",
+    "logged_stats",
+    "momentum_feedback",
+    "momentum_sensor",
+    "momo",
+    "momo_adam",
+    "yellowfin",
+]

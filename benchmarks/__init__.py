@@ -1,0 +1,1 @@
+"""Performance measurements of momentum-lab, written as JSON under benchmarks/results/."""

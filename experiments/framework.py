@@ -1,0 +1,45 @@
+"""The public face of the experiment framework: what an experiment module imports.
+
+An experiment lives in ``experiments/library/<name>.py``::
+
+    from experiments.framework import Experiment, Record, register, verdict
+
+    @dataclass(frozen=True)
+    class Config:
+        n: int = 1000
+
+        @classmethod
+        def quick(cls) -> "Config":
+            return cls(n=100)
+
+    def run(cfg: Config, seed: int) -> Record: ...      # prediction, measurement, verdict
+    def plot(record: Record) -> Figure: ...              # use experiments.framework.figure
+
+    EXPERIMENT = register(Experiment(name="my-claim", title="...", claim="...", config=Config,
+                                     run=run, plot=plot, device="cpu", order=50))
+"""
+
+from __future__ import annotations
+
+from experiments.record import Record, to_jsonable, verdict
+from experiments.registry import Experiment, discover, get, register
+from experiments.report import write_report
+from experiments.reproduce import reproduce, run_experiment
+from experiments.style import STYLE, figure, save_figure, style
+
+__all__ = [
+    "STYLE",
+    "Experiment",
+    "Record",
+    "discover",
+    "figure",
+    "get",
+    "register",
+    "reproduce",
+    "run_experiment",
+    "save_figure",
+    "style",
+    "to_jsonable",
+    "verdict",
+    "write_report",
+]

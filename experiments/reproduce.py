@@ -1,0 +1,236 @@
+"""Running experiments: one (``momlab run``) or all that fit the machine (``momlab reproduce``).
+
+Layout of the output directory (``results/`` by default)::
+
+    results/<name>/record.json   the record (written last, atomically: its presence means finished)
+    results/<name>/arrays.npz    the record's arrays
+    results/<name>/figure.png    the figure (and figure.svg)
+    results/report.html          one self-contained page (see experiments.report)
+    results/summary.md           the Markdown table
+
+A finished record is reused when its configuration, quick flag and seed equal the requested ones and
+its verdict is not ``"error"``; ``force=True`` reruns everything. Before an experiment is rerun
+its old ``record.json`` is deleted, so an interrupted run never leaves a stale record beside new
+figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments import provenance, registry
+from experiments.record import RECORD_FILE, Record, to_jsonable
+from experiments.style import save_figure
+
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: int) -> int:
+    """Validate a seed: an integer in [0, 2**32 - 1]."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed must be an integer in [0, {SEED_MAX}] (got {seed!r})")
+    return seed
+
+
+def ensure_output_dir(out: str | Path) -> Path:
+    """Create ``out`` if needed and check that files can be written there.
+
+    Raises:
+        ValueError: naming the directory when it cannot be created or written.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".momlab-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ValueError(f"output directory {str(out)!r} is not writable ({reason})") from err
+    return out
+
+
+def _close(fig: Any) -> None:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
+
+
+def run_experiment(
+    experiment: registry.Experiment, *, quick: bool, seed: int, out: str | Path
+) -> Record:
+    """Run one experiment, write its record and figure under ``out/<name>/`` and return the record.
+
+    An exception in ``run`` becomes a record with verdict ``"error"`` (message in the summary,
+    traceback in the provenance); an exception in ``plot`` is noted in the provenance and leaves the
+    verdict alone. Figures are written before ``record.json``.
+    """
+    check_seed(seed)
+    directory = Path(out) / experiment.name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / RECORD_FILE).unlink(missing_ok=True)
+    config = experiment.config_dict(quick)
+    started = provenance.utc_now()
+    t0 = time.perf_counter()
+    failure: str | None = None
+    try:
+        record = experiment.run(experiment.make_config(quick), seed)
+        if not isinstance(record, Record):
+            raise TypeError(f"run() returned {type(record).__name__}, not a Record")
+    except Exception as err:
+        failure = traceback.format_exc(limit=8)
+        message = (
+            f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        )
+        record = Record(
+            claim=experiment.claim,
+            prediction={},
+            measurement={"error": message},
+            tolerance="",
+            verdict="error",
+            summary=message,
+        )
+    wall = time.perf_counter() - t0
+    prov = provenance.collect(seed=seed, quick=quick, started=started, wall_time_s=wall)
+    if failure:
+        prov["traceback"] = failure
+    # The returned record holds what record.json holds (plain JSON values), as Record.load would.
+    record = dataclasses.replace(
+        record,
+        prediction=to_jsonable(record.prediction),
+        measurement=to_jsonable(record.measurement),
+        tolerance=to_jsonable(record.tolerance),
+        arrays={k: np.asarray(v) for k, v in record.arrays.items()},
+        name=experiment.name,
+        config=config,
+        provenance=prov,
+        claim=record.claim or experiment.claim,
+    )
+    if record.verdict != "error":
+        try:
+            fig = experiment.plot(record)
+            save_figure(fig, directory)
+            _close(fig)
+        except Exception as err:
+            record.provenance["plot_error"] = f"{type(err).__name__}: {err}"
+    record.save(directory)
+    return record
+
+
+def finished_record(
+    experiment: registry.Experiment, *, quick: bool, seed: int, out: str | Path
+) -> Record | None:
+    """The reusable finished record of ``experiment`` under ``out``, or None."""
+    directory = Path(out) / experiment.name
+    try:
+        record = Record.load(directory)
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    prov = record.provenance
+    same = (
+        record.name == experiment.name
+        and record.verdict != "error"
+        and record.config == to_jsonable(experiment.config_dict(quick))
+        and prov.get("quick") == quick
+        and prov.get("seed") == seed
+    )
+    return record if same else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What happened to one experiment in :func:`reproduce` (status: ran/reused/skipped/error)."""
+
+    name: str
+    status: str
+    detail: str
+    record: Record | None = None
+
+
+def plan(
+    experiments: Sequence[registry.Experiment], *, quick: bool, gpu: bool, gpu_present: bool
+) -> list[tuple[registry.Experiment, bool | None]]:
+    """Pair each experiment with the quick flag it runs with, or None when it is skipped.
+
+    CPU experiments always run as asked. GPU experiments run as asked when a GPU is present; on a
+    CPU-only machine they run with their quick configuration when ``gpu`` is set, else are skipped.
+    """
+    chosen: list[tuple[registry.Experiment, bool | None]] = []
+    for exp in experiments:
+        if exp.device == "cpu" or gpu_present:
+            chosen.append((exp, quick))
+        else:
+            chosen.append((exp, True if gpu else None))
+    return chosen
+
+
+def reproduce(
+    *,
+    out: str | Path = "results",
+    quick: bool = True,
+    gpu: bool = False,
+    force: bool = False,
+    only: Sequence[str] = (),
+    seed: int = 0,
+    on_start: Callable[[str, str], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run (or reuse) every selected experiment that fits the machine, then write the report.
+
+    Args:
+        out: the results directory.
+        quick: quick configurations (True, the default) or the full ones.
+        gpu: run GPU experiments on a machine without GPU too (with their quick configurations).
+        force: rerun even when a matching finished record exists.
+        only: names to run (all registered experiments when empty).
+        seed: the seed passed to every experiment.
+        on_start: called with ``(name, what)`` before each experiment (progress display).
+        on_done: called with each :class:`Outcome`.
+
+    Returns:
+        One :class:`Outcome` per experiment, plus one ``error`` outcome per experiment module that
+        failed to import (only when ``only`` is empty).
+
+    Raises:
+        ValueError: for an unknown name in ``only``, a bad seed or an unwritable ``out``.
+    """
+    from experiments.report import write_report
+
+    check_seed(seed)
+    out = ensure_output_dir(out)
+    known = registry.discover()
+    selected = [registry.get(n) for n in dict.fromkeys(only)] if only else known
+    outcomes: list[Outcome] = []
+    if not only:
+        for module, message in registry.import_errors().items():
+            outcomes.append(Outcome(module, "error", f"import failed: {message}"))
+    for exp, run_quick in plan(selected, quick=quick, gpu=gpu, gpu_present=provenance.has_gpu()):
+        if run_quick is None:
+            outcome = Outcome(
+                exp.name, "skipped", "needs a GPU (use --gpu to run its quick config)"
+            )
+        else:
+            mode = "quick" if run_quick else "full"
+            old = None if force else finished_record(exp, quick=run_quick, seed=seed, out=out)
+            if old is not None:
+                outcome = Outcome(exp.name, "reused", f"{mode}: {old.verdict}", old)
+            else:
+                if on_start is not None:
+                    on_start(exp.name, mode)
+                rec = run_experiment(exp, quick=run_quick, seed=seed, out=out)
+                status = "error" if rec.verdict == "error" else "ran"
+                outcome = Outcome(exp.name, status, f"{mode}: {rec.verdict}", rec)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    skipped = {o.name: o.detail for o in outcomes if o.status == "skipped" or o.record is None}
+    write_report(out, missing=skipped)
+    return outcomes

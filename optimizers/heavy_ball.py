@@ -1,0 +1,130 @@
+"""Exact heavy-ball (Polyak) momentum as an optax transformation.
+
+Polyak (1964), "Some methods of speeding up the convergence of iteration methods":
+
+    x_{t+1} = x_t - alpha_t * g_t + mu_t * (x_t - x_{t-1}),
+
+with the learning rate *inside* the step, so the momentum term is the previous move itself. Started
+with zero velocity, x_1 = x_0 - alpha_0 * g_0. With a constant learning rate this equals PyTorch's
+``v = mu v + g; x -= lr v``; with a time-varying learning rate it does not (PyTorch's form has
+effective momentum mu_t * lr_t / lr_{t-1}), which is why this form exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from optimizers._common import check_scalar, guard_nonfinite, stat_dtype, tree_all_finite
+
+ScalarOrSchedule = float | optax.Schedule
+
+
+class HeavyBallState(NamedTuple):
+    """State of :func:`heavy_ball`.
+
+    Attributes:
+        delta: previous move x_t - x_{t-1} (float32 or wider), zero at the start.
+        count: number of accepted steps (int32).
+        learning_rate: step size alpha applied at the last step.
+        momentum: momentum mu applied at the last step.
+        skipped: steps skipped because the gradient was not finite (int32).
+    """
+
+    delta: Any
+    count: jax.Array
+    learning_rate: jax.Array
+    momentum: jax.Array
+    skipped: jax.Array
+
+    LOGGED = ("learning_rate", "momentum", "skipped")
+
+
+def _value(x: ScalarOrSchedule, count: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """Evaluate a float or an optax schedule at ``count``."""
+    return jnp.asarray(x(count) if callable(x) else x, dtype)
+
+
+def heavy_ball(
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule,
+    *,
+    weight_decay: float = 0.0,
+) -> optax.GradientTransformationExtraArgs:
+    """Heavy-ball momentum in Polyak's form, learning rate inside the step.
+
+    Update (Polyak 1964; reference/heavy_ball.md, first paragraph):
+    ``delta_{t+1} = -alpha_t * (g_t + weight_decay * x_t) + mu_t * delta_t``, ``x_{t+1} = x_t +
+    delta_{t+1}``, ``delta_0 = 0``. A non-finite gradient leaves the parameters and the state
+    unchanged and increments ``skipped``. Extra arguments to ``update`` (``value=``,
+    ``staleness=``, ...) are accepted and ignored.
+
+    Args:
+        learning_rate: alpha >= 0, a float or an optax schedule of the step count.
+        momentum: mu in [0, 1), a float or an optax schedule.
+        weight_decay: coupled L2 coefficient >= 0 (needs ``params`` in ``update``).
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Raises:
+        ValueError: for a learning rate < 0, a momentum outside [0, 1) or weight decay < 0.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> opt = heavy_ball(0.1, 0.5)
+        >>> x = jnp.array([1.0]); state = opt.init(x)
+        >>> for _ in range(2):
+        ...     upd, state = opt.update(2 * x, state, x)
+        ...     x = optax.apply_updates(x, upd)
+        >>> [round(float(v), 4) for v in x]  # x1 = 0.8, x2 = 0.8 - 0.16 - 0.1
+        [0.54]
+    """
+    check_scalar("learning_rate", learning_rate, 0.0)
+    check_scalar("momentum", momentum, 0.0, 1.0, hi_open=True)
+    check_scalar("weight_decay", weight_decay, 0.0)
+
+    def init_fn(params: Any) -> HeavyBallState:
+        dt = stat_dtype(params)
+        delta = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dt), params)
+        zero = jnp.zeros((), jnp.int32)
+        return HeavyBallState(
+            delta=delta,
+            count=zero,
+            learning_rate=_value(learning_rate, zero, dt),
+            momentum=_value(momentum, zero, dt),
+            skipped=zero,
+        )
+
+    def update_fn(
+        updates: Any, state: HeavyBallState, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, HeavyBallState]:
+        del extra_args
+        dt = stat_dtype(params, state.delta)
+        alpha = _value(learning_rate, state.count, dt)
+        mu = _value(momentum, state.count, dt)
+        grads = jax.tree_util.tree_map(lambda g: g.astype(dt), updates)
+        if weight_decay != 0.0:
+            if params is None:
+                raise ValueError("heavy_ball with weight_decay needs params in update()")
+            grads = jax.tree_util.tree_map(
+                lambda g, p: g + weight_decay * p.astype(dt), grads, params
+            )
+        delta = jax.tree_util.tree_map(lambda g, d: mu * d - alpha * g, grads, state.delta)
+        new_updates = jax.tree_util.tree_map(
+            lambda d, u: d.astype(jnp.asarray(u).dtype), delta, updates
+        )
+        new_state = HeavyBallState(
+            delta=delta,
+            count=state.count + 1,
+            learning_rate=alpha,
+            momentum=mu,
+            skipped=state.skipped,
+        )
+        ok = tree_all_finite(grads) & jnp.isfinite(alpha) & jnp.isfinite(mu)
+        return guard_nonfinite(ok, new_updates, new_state, state, updates)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

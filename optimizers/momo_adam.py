@@ -1,0 +1,235 @@
+"""MoMo-Adam: Adam with a model-based adaptive step (Schaipp et al., arXiv 2305.07583)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from optimizers._common import (
+    check_scalar,
+    guard_nonfinite,
+    require_params,
+    require_value,
+    stat_dtype,
+    tree_vdot,
+)
+from optimizers.momo_core import check_common, is_zero, model_step, shrink_factor, wide
+
+
+class MomoAdamState(NamedTuple):
+    """State of :func:`momo_adam`.
+
+    Attributes:
+        d: first moment ``d_k`` (EMA of the gradients, started at 0), float32 or wider.
+        v: second moment ``v_k`` (EMA of the squared gradients, started at 0).
+        fbar: EMA of the batch losses (started at 0).
+        u: ``u_k = <d_k, x_k> - gamma_k`` from the cancellation-free recursion.
+        du: ``<d_k, x_{k+1} - x_k>`` of the update returned at the last step.
+        lower_bound: the lower bound in use (MoMo*'s estimate when adapted).
+        learning_rate: ``alpha_k`` of the last step.
+        step_size: ``tau_k`` of the last step.
+        h: model value ``h_k = fbar_k + u_k`` at the last step (not bias-corrected).
+        count: number of accepted steps.
+        skipped: steps skipped because the gradient or the loss was not finite.
+        prev_params: parameters seen at the last accepted step (``track_params=True``), else None.
+    """
+
+    d: Any
+    v: Any
+    fbar: jax.Array
+    u: jax.Array
+    du: jax.Array
+    lower_bound: jax.Array
+    learning_rate: jax.Array
+    step_size: jax.Array
+    h: jax.Array
+    count: jax.Array
+    skipped: jax.Array
+    prev_params: Any = None
+
+    LOGGED = ("learning_rate", "step_size", "lower_bound", "h", "skipped")
+
+
+def momo_adam(
+    learning_rate: float | optax.Schedule = 1e-2,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    lower_bound: float = 0.0,
+    *,
+    weight_decay: float = 0.0,
+    adapt_lower_bound: bool = False,
+    track_params: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    """MoMo-Adam: Adam whose step is the proximal step on a truncated momentum model.
+
+    Schaipp et al., "MoMo: Momentum Models for Adaptive Learning Rates", ICML 2024
+    (arXiv 2305.07583), Algorithm 2 (MoMo-Adam), Sec. 4 (weight decay), Sec. 5 (MoMo*). Always
+    bias-corrected with ``rho_k = 1 - b1^k``; averages start at 0; ``c = 1 + alpha_k lambda``::
+
+        fbar_k, d_k, gamma_k   EMAs (b1) of f_k, g_k, <g_k, x_k>
+        v_k     = b2 v_{k-1} + (1 - b2) g_k^2,  D_k = diag(sqrt(v_k / (1 - b2^k)) + eps)
+        tau_k   = min{alpha_k / rho_k,
+                      [c (fbar_k - rho_k f_*) + <d_k, x_k> - c gamma_k]_+ / <d_k, D_k^{-1} d_k>}
+        x_{k+1} = (x_k - tau_k D_k^{-1} d_k) / c
+
+    When the cap is active this is exactly Adam with learning rate ``alpha``. MoMo*
+    (``adapt_lower_bound=True``) estimates ``f_*`` online with ``lower_bound`` as a hard floor.
+    ``h_k - gamma_k`` is tracked by the cancellation-free recursion described in
+    :func:`optimizers.momo`, with increment ``-(alpha lambda <d, x> + tau <d, D^{-1} d>) / c``
+    (exact when the returned update is applied as is; ``track_params=True`` measures it from a
+    stored copy of the parameters instead).
+
+    Differences from ``optax.contrib.momo_adam``: that version forms ``h_k`` directly (float32
+    cancellation), applies weight decay AdamW-style as ``x / c - tau D^{-1} d`` instead of the
+    paper's ``(x - tau D^{-1} d) / c``, takes no step when ``<d, D^{-1} d> <= 2.2e-16`` (here: only
+    when it is 0) and keeps its statistics in the parameter dtype. Without weight decay both follow
+    the same trajectory up to rounding.
+
+    Args:
+        learning_rate: ``alpha``, a cap on the step; float >= 0 or schedule of the step count.
+        b1: momentum of the first moment and of the loss averages, in [0, 1).
+        b2: momentum of the second moment, in [0, 1).
+        eps: Adam's ``eps > 0`` added to the root of the second moment.
+        lower_bound: ``f_*``, a lower bound of the loss.
+        weight_decay: ``lambda >= 0``, applied proximally.
+        adapt_lower_bound: MoMo*: estimate ``f_*`` online, never below ``lower_bound``.
+        track_params: measure the recursion increment from stored previous parameters.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``; call ``update(grads, state, params,
+        value=loss)``. Unknown extra keyword arguments are ignored.
+
+    Raises:
+        ValueError: for a hyper-parameter out of range; at update time when ``value`` or
+            ``params`` is missing.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax
+        >>> from optimizers import momo_adam
+        >>> loss = lambda x: jnp.sum((x - 1.0) ** 2)
+        >>> opt = momo_adam(learning_rate=1e-2)
+        >>> x = jnp.zeros(2)
+        >>> state = opt.init(x)
+        >>> f, g = jax.value_and_grad(loss)(x)
+        >>> upd, state = opt.update(g, state, x, value=f)
+        >>> print(optax.apply_updates(x, upd))  # cap active: Adam's first step
+        [0.01 0.01]
+    """
+    check_common(learning_rate, lower_bound, weight_decay)
+    check_scalar("b1", b1, 0.0, 1.0, hi_open=True)
+    check_scalar("b2", b2, 0.0, 1.0, hi_open=True)
+    check_scalar("eps", eps, 0.0, lo_open=True)
+
+    def init_fn(params: Any) -> MomoAdamState:
+        sd = stat_dtype(params)
+        zero = jnp.zeros((), sd)
+
+        def zeros(p: jax.Array) -> jax.Array:
+            return jnp.zeros(jnp.shape(p), wide(p.dtype))
+
+        prev = jax.tree_util.tree_map(jnp.array, params) if track_params else None
+        return MomoAdamState(
+            d=jax.tree_util.tree_map(zeros, params),
+            v=jax.tree_util.tree_map(zeros, params),
+            fbar=zero,
+            u=zero,
+            du=zero,
+            lower_bound=jnp.asarray(lower_bound, sd),
+            learning_rate=zero,
+            step_size=zero,
+            h=zero,
+            count=jnp.zeros((), jnp.int32),
+            skipped=jnp.zeros((), jnp.int32),
+            prev_params=prev,
+        )
+
+    def update_fn(
+        updates: Any,
+        state: MomoAdamState,
+        params: Any = None,
+        *,
+        value: Any = None,
+        **extra: Any,
+    ) -> tuple[Any, MomoAdamState]:
+        del extra
+        params = require_params(params, "momo_adam")
+        sd = state.fbar.dtype
+        f = require_value(value, "momo_adam").astype(sd)
+        count = state.count
+        k = (count + 1).astype(sd)
+        beta1 = jnp.asarray(b1, sd)
+        beta2 = jnp.asarray(b2, sd)
+        rho = 1.0 - beta1**k
+        bc2 = 1.0 - beta2**k
+        alpha = learning_rate(count) if callable(learning_rate) else learning_rate
+        alpha = jnp.asarray(alpha, sd)
+        epsilon = jnp.asarray(eps, sd)
+
+        def ema(old: jax.Array, new: jax.Array, b: jax.Array) -> jax.Array:
+            return b.astype(old.dtype) * old + (1 - b).astype(old.dtype) * new
+
+        d = jax.tree_util.tree_map(lambda m, g: ema(m, g.astype(m.dtype), beta1), state.d, updates)
+        v = jax.tree_util.tree_map(
+            lambda s, g: ema(s, jnp.square(g.astype(s.dtype)), beta2), state.v, updates
+        )
+        # P d = D^{-1} d, recomputed in the update so that it need not be stored.
+        precond = jax.tree_util.tree_map(
+            lambda m, s: m / (jnp.sqrt(s / bc2.astype(s.dtype)) + epsilon.astype(s.dtype)), d, v
+        )
+        fbar = beta1 * state.fbar + (1 - beta1) * f
+        if track_params:
+            moved = jax.tree_util.tree_map(
+                lambda x, p: x.astype(wide(x.dtype)) - p.astype(wide(x.dtype)),
+                params,
+                state.prev_params,
+            )
+            increment = tree_vdot(state.d, moved, sd)
+        else:
+            increment = state.du
+        u = beta1 * (state.u + increment)
+        dd = tree_vdot(d, precond, sd)
+        dx = jnp.zeros((), sd) if is_zero(weight_decay) else tree_vdot(d, params, sd)
+        wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
+        step = model_step(
+            alpha=alpha,
+            lam=wd,
+            rho=rho,
+            h=fbar + u,
+            dx=dx,
+            dd=dd,
+            lower_bound=state.lower_bound,
+            floor=jnp.asarray(lower_bound, sd),
+            adapt=adapt_lower_bound,
+        )
+        shrink, inv_c = shrink_factor(alpha, wd)
+        scale = step.tau * inv_c
+
+        def direction(q: jax.Array, x: jax.Array) -> jax.Array:
+            out = -scale.astype(q.dtype) * q
+            if shrink is not None:
+                out = out - shrink.astype(q.dtype) * x.astype(q.dtype)
+            return out.astype(x.dtype)
+
+        new_updates = jax.tree_util.tree_map(direction, precond, params)
+        new_state = MomoAdamState(
+            d=d,
+            v=v,
+            fbar=fbar,
+            u=u,
+            du=step.increment,
+            lower_bound=step.lower_bound_next,
+            learning_rate=alpha,
+            step_size=step.tau,
+            h=step.h,
+            count=count + 1,
+            skipped=state.skipped,
+            prev_params=params if track_params else None,
+        )
+        ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
+        return guard_nonfinite(ok, new_updates, new_state, state, params)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,0 +1,379 @@
+"""YellowFin: momentum SGD with learning rate and momentum re-tuned every step, optionally closed-loop.
+
+Zhang & Mitliagkas, "YellowFin and the Art of Momentum Tuning" (arXiv 1706.03471, SysML 2019),
+Algorithm 1 (tuner), Sec. 3.1 (SingleStep), Sec. 3.2 (oracles), Sec. 4 (closed loop), following the
+official PyTorch implementation as restated in reference/yellowfin.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from optimizers._common import check_scalar, guard_nonfinite, stat_dtype, tree_sq_norm
+from optimizers.feedback import (
+    DEFAULT_GAIN,
+    SensorConvention,
+    SensorState,
+    check_loop_args,
+    feedback_update,
+    numerator_scale,
+    sensor_init,
+    sensor_step,
+)
+from optimizers.singlestep_jax import single_step
+from optimizers.yellowfin_oracles import OracleState, oracle_init, oracle_update
+
+# Official stat_protect_fac: the gradient norm is clipped to sqrt(100 h_max) = 10 sqrt(h_max) before
+# it is measured (from the third step on).
+STAT_PROTECT_FACTOR = 100.0
+
+_BASE_LOGGED = (
+    "learning_rate",
+    "momentum",
+    "h_min",
+    "h_max",
+    "grad_var",
+    "dist_to_opt",
+    "skipped",
+)
+
+
+class YellowFinState(NamedTuple):
+    """State of :func:`yellowfin` (open loop).
+
+    Attributes:
+        count: step counter t (accepted steps).
+        oracle: running statistics of the measurement oracles.
+        velocity: v (velocity form) or the previous move (heavy-ball form), float32 or wider.
+        lr_smooth, mu_smooth: EMA-smoothed tuned values (applied when ``smoothed_tuning``).
+        learning_rate: step size applied at the last step (lr_factor included).
+        momentum: momentum applied at the last step.
+        h_min, h_max, grad_var, dist_to_opt: the last oracle readings.
+        skipped: steps skipped for a non-finite gradient or loss.
+    """
+
+    count: jax.Array
+    oracle: OracleState
+    velocity: Any
+    lr_smooth: jax.Array
+    mu_smooth: jax.Array
+    learning_rate: jax.Array
+    momentum: jax.Array
+    h_min: jax.Array
+    h_max: jax.Array
+    grad_var: jax.Array
+    dist_to_opt: jax.Array
+    skipped: jax.Array
+
+    LOGGED = _BASE_LOGGED
+
+
+class YellowFinLoopState(NamedTuple):
+    """State of ``yellowfin(closed_loop=True)``: :class:`YellowFinState` plus the controller.
+
+    Attributes:
+        sensor: ring of sampled moves of the total-momentum sensor.
+        mu_algo: algorithmic momentum for the next step.
+        mu_hat: last valid sensor reading.
+        mu_target: SingleStep's momentum (or the fixed ``target_momentum``).
+    """
+
+    count: jax.Array
+    oracle: OracleState
+    velocity: Any
+    lr_smooth: jax.Array
+    mu_smooth: jax.Array
+    learning_rate: jax.Array
+    momentum: jax.Array
+    h_min: jax.Array
+    h_max: jax.Array
+    grad_var: jax.Array
+    dist_to_opt: jax.Array
+    skipped: jax.Array
+    sensor: SensorState
+    mu_algo: jax.Array
+    mu_hat: jax.Array
+    mu_target: jax.Array
+
+    LOGGED = (*_BASE_LOGGED, "mu_hat", "mu_algo", "mu_target")
+
+
+def _at(x: Any, count: jax.Array, dt: jnp.dtype) -> jax.Array:
+    return jnp.asarray(x(count) if callable(x) else x, dt)
+
+
+def _clip_factor(norm: jax.Array, limit: jax.Array, active: Any) -> jax.Array:
+    """Scale that brings ``norm`` down to ``limit`` when active and exceeded, else 1."""
+    over = active & (norm > limit)
+    return jnp.where(over, limit / jnp.where(over, norm, 1.0), 1.0)
+
+
+def yellowfin(
+    learning_rate: float | optax.Schedule = 1e-4,
+    momentum: float = 0.0,
+    *,
+    beta: float = 0.999,
+    curv_window: int = 20,
+    zero_debias: bool = True,
+    log_smoothing: bool = True,
+    slow_start: bool = True,
+    lr_factor: float | optax.Schedule = 1.0,
+    update_form: Literal["velocity", "heavy_ball"] = "velocity",
+    clip_statistics: bool = True,
+    clip_large_grad: bool = True,
+    clip_move: bool = True,
+    max_move: float = 100.0,
+    weight_decay: float = 0.0,
+    stats_see_weight_decay: bool = False,
+    smoothed_tuning: bool = False,
+    closed_loop: bool = False,
+    feedback_gain: float = DEFAULT_GAIN,
+    target_momentum: float | None = None,
+    sensor_convention: SensorConvention = "total",
+    effective_workers: float = 1.0,
+    sensor_size: int = 4096,
+    max_staleness: int = 64,
+    sensor_min_denominator: float = 1e-6,
+    sensor_key: int | jax.Array = 0,
+    eps: float = 1e-6,
+) -> optax.GradientTransformationExtraArgs:
+    """YellowFin (Zhang & Mitliagkas, arXiv 1706.03471, Algorithm 1) as an optax transformation.
+
+    Step t (from 0), on the whole gradient g (one global norm):
+
+    1. ``clip_statistics`` (t >= 2): clip ||g|| to sqrt(100 h_max_{t-1}) (protects the statistics).
+    2. Oracles (Sec. 3.2): h_min, h_max, C, D from the clipped g (see ``yellowfin_oracles``).
+    3. Tuning from t = 1 (SingleStep, Sec. 3.1): mu_t = max(x^2, ((sqrt(dr)-1)/(sqrt(dr)+1))^2),
+       alpha_t = (1 - sqrt(mu_t))^2 / (h_min + eps); slow start alpha_t <- min(alpha_t,
+       alpha_t (t+1) / (10 w)). Step 0 uses the constructor's ``learning_rate`` and ``momentum``.
+       Applied: mu_t and alpha_t * lr_factor (EMA-smoothed values with ``smoothed_tuning``).
+    4. ``clip_large_grad`` (t >= 1): if ||g||^2 >= h_max_{t-1}, clip ||g|| to sqrt(h_max_{t-1}).
+       Weight decay is added after the measurement (``stats_see_weight_decay=False``, as in the
+       official code). ``clip_move``: scale g so that lr * ||g|| <= ``max_move``.
+    5. ``update_form="velocity"`` (PyTorch/TF, default): v = mu v + g, x -= lr v.
+       ``"heavy_ball"`` (Caffe2/MXNet, lr inside): d = mu d - lr g, x += d.
+
+    Closed loop (Sec. 4, ``closed_loop=True``): the applied momentum is the controller's mu_algo,
+    steered by mu_algo <- mu_algo + feedback_gain * (mu_target - mu_hat) with mu_target the
+    SingleStep momentum (or ``target_momentum``) and mu_hat the total-momentum sensor of
+    ``optimizers.feedback`` (pass ``staleness=tau`` to ``update`` for stale gradients; see that
+    module for the numerator conventions and the gain). The learning rate stays SingleStep's.
+
+    SingleStep is solved in-graph by safeguarded Newton iterations (``singlestep_jax``), exact
+    to float32 precision for p in [1e-8, 1e12] where the official closed form cancels.
+
+    A non-finite gradient, loss (``value=``) or squared gradient norm skips the step: zero
+    update, state rolled back, ``skipped`` += 1. Extra ``update`` arguments are ignored.
+
+    Args:
+        learning_rate: step-0 learning rate (> 0; float or schedule evaluated at step 0).
+        momentum: step-0 momentum in [0, 1) (and the controller's start value).
+        beta: EMA constant in [0, 1).
+        curv_window: curvature window w >= 1.
+        zero_debias: debias the EMAs by 1 - beta^(t+1).
+        log_smoothing: smooth log curvature extremes (default) instead of raw ones.
+        slow_start: linear learning-rate ramp over 10 w steps.
+        lr_factor: multiplier >= 0 of the tuned learning rate (float or schedule, e.g. a decay).
+        update_form: ``"velocity"`` or ``"heavy_ball"``.
+        clip_statistics, clip_large_grad, clip_move: the official adaptive clipping rules.
+        max_move: cap > 0 on lr * ||g||.
+        weight_decay: coupled L2 coefficient >= 0 (needs ``params``).
+        stats_see_weight_decay: measure g + weight_decay * x instead of g.
+        smoothed_tuning: apply the EMA-smoothed lr and mu.
+        closed_loop: enable the momentum feedback loop.
+        feedback_gain: controller gain in (0, 1].
+        target_momentum: fixed set point in [0, 1) instead of SingleStep's mu.
+        sensor_convention: ``"total"`` (step / effective_workers) or ``"algorithmic"``.
+        effective_workers: M >= 1 for the total convention.
+        sensor_size, max_staleness, sensor_min_denominator, sensor_key: sensor settings.
+        eps: numerical guard > 0 (official 1e-6).
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``; its state is :class:`YellowFinState`
+        (:class:`YellowFinLoopState` with the closed loop).
+
+    Raises:
+        ValueError: for any hyper-parameter outside its range.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> opt = yellowfin()
+        >>> x = jnp.array([1.0, -2.0]); state = opt.init(x)
+        >>> upd, state = opt.update(x, state, x)  # step 0: lr 1e-4, mu 0
+        >>> float(state.learning_rate) == float(jnp.float32(1e-4))
+        True
+    """
+    check_scalar("learning_rate", learning_rate, 0.0, lo_open=True)
+    check_scalar("momentum", momentum, 0.0, 1.0, hi_open=True)
+    check_scalar("beta", beta, 0.0, 1.0, hi_open=True)
+    if not isinstance(curv_window, int) or curv_window < 1:
+        raise ValueError(f"curv_window must be an integer >= 1 (got {curv_window!r})")
+    check_scalar("lr_factor", lr_factor, 0.0)
+    if update_form not in ("velocity", "heavy_ball"):
+        raise ValueError(f"update_form must be 'velocity' or 'heavy_ball' (got {update_form!r})")
+    check_scalar("max_move", max_move, 0.0, lo_open=True)
+    check_scalar("weight_decay", weight_decay, 0.0)
+    check_scalar("eps", eps, 0.0, 1.0, lo_open=True, hi_open=True)
+    if target_momentum is not None:
+        check_scalar("target_momentum", target_momentum, 0.0, 1.0, hi_open=True)
+    if closed_loop:
+        check_loop_args(
+            feedback_gain,
+            sensor_convention,
+            effective_workers,
+            sensor_size,
+            max_staleness,
+            sensor_min_denominator,
+        )
+    scale = numerator_scale(sensor_convention, effective_workers)
+
+    def init_fn(params: Any) -> YellowFinState | YellowFinLoopState:
+        dt = stat_dtype(params)
+        zero_i = jnp.zeros((), jnp.int32)
+        zero = jnp.zeros((), dt)
+        lr0 = _at(learning_rate, zero_i, dt)
+        mu0 = jnp.asarray(momentum, dt)
+        base = (
+            zero_i,
+            oracle_init(params, curv_window, dt),
+            jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dt), params),
+            lr0,
+            mu0,
+            lr0 * _at(lr_factor, zero_i, dt),
+            mu0,
+            zero,
+            zero,
+            zero,
+            zero,
+            zero_i,
+        )
+        if not closed_loop:
+            return YellowFinState(*base)
+        target = mu0 if target_momentum is None else jnp.asarray(target_momentum, dt)
+        sensor = sensor_init(params, sensor_size, max_staleness, sensor_key)
+        return YellowFinLoopState(*base, sensor, mu0, target, target)
+
+    def update_fn(
+        updates: Any,
+        state: YellowFinState | YellowFinLoopState,
+        params: Any = None,
+        *,
+        value: Any = None,
+        staleness: Any = 0,
+        **extra_args: Any,
+    ) -> tuple[Any, YellowFinState | YellowFinLoopState]:
+        del extra_args
+        dt = state.h_max.dtype
+        t = state.count
+        tree = jax.tree_util.tree_map
+        grads = tree(lambda g: g.astype(dt), updates)
+        if weight_decay != 0.0:
+            if params is None:
+                raise ValueError("yellowfin with weight_decay needs params in update()")
+            wd = tree(lambda p: weight_decay * p.astype(dt), params)
+        else:
+            wd = None
+        measured = tree(jnp.add, grads, wd) if (wd is not None and stats_see_weight_decay) else grads
+
+        raw_sq = tree_sq_norm(measured, dt)
+        raw_norm = jnp.sqrt(raw_sq)
+        h_max_prev = state.h_max
+        s_stat = _clip_factor(
+            raw_norm, jnp.sqrt(STAT_PROTECT_FACTOR * h_max_prev) + eps, clip_statistics & (t > 1)
+        )
+        grad_sq = raw_sq * s_stat**2
+        measured = tree(lambda g: g * s_stat, measured)
+        oracle, reading = oracle_update(
+            state.oracle,
+            measured,
+            grad_sq,
+            t,
+            beta=beta,
+            zero_debias=zero_debias,
+            log_smoothing=log_smoothing,
+            eps=eps,
+        )
+
+        mu_tuned, lr_tuned = single_step(
+            reading.h_min, reading.h_max, reading.grad_var, reading.dist_to_opt, eps
+        )
+        if slow_start:
+            ramp = (t + 1).astype(dt) / (10.0 * curv_window)
+            lr_tuned = jnp.minimum(lr_tuned, lr_tuned * ramp)
+        tuning = t > 0
+        lr_t = jnp.where(tuning, lr_tuned, _at(learning_rate, t, dt))
+        mu_t = jnp.where(tuning, mu_tuned, jnp.asarray(momentum, dt))
+        b = jnp.asarray(beta, dt)
+        lr_smooth = jnp.where(tuning, b * state.lr_smooth + (1 - b) * lr_tuned, state.lr_smooth)
+        mu_smooth = jnp.where(tuning, b * state.mu_smooth + (1 - b) * mu_tuned, state.mu_smooth)
+        if smoothed_tuning:
+            lr_t, mu_t = jnp.where(tuning, lr_smooth, lr_t), jnp.where(tuning, mu_smooth, mu_t)
+        lr = lr_t * _at(lr_factor, t, dt)
+        mu = state.mu_algo if closed_loop else mu_t
+
+        # Exploding-gradient clip (decided on the measured norm, applied to the step).
+        norm = jnp.sqrt(grad_sq)
+        exploding = clip_large_grad & (t >= 1) & (grad_sq >= h_max_prev)
+        s_big = _clip_factor(norm, jnp.sqrt(h_max_prev) + eps, exploding)
+        applied = tree(lambda g: g * s_big, measured)
+        if wd is not None and not stats_see_weight_decay:
+            applied = tree(jnp.add, applied, wd)
+        if clip_move:
+            step_norm = lr * jnp.sqrt(tree_sq_norm(applied, dt))
+            s_move = _clip_factor(step_norm, jnp.asarray(max_move, dt), True)
+            applied = tree(lambda g: g * s_move, applied)
+
+        if update_form == "velocity":
+            velocity = tree(lambda v, g: mu * v + g, state.velocity, applied)
+            move = tree(lambda v: -lr * v, velocity)
+        else:
+            velocity = tree(lambda v, g: mu * v - lr * g, state.velocity, applied)
+            move = velocity
+
+        new = dict(
+            count=t + 1,
+            oracle=oracle,
+            velocity=velocity,
+            lr_smooth=lr_smooth,
+            mu_smooth=mu_smooth,
+            learning_rate=lr,
+            momentum=mu,
+            h_min=reading.h_min,
+            h_max=reading.h_max,
+            grad_var=reading.grad_var,
+            dist_to_opt=reading.dist_to_opt,
+            skipped=state.skipped,
+        )
+        if closed_loop:
+            target = mu_t if target_momentum is None else state.mu_target
+            mu_hat, valid, sensor = sensor_step(
+                state.sensor,
+                move,
+                applied,
+                lr * scale,
+                staleness,
+                min_denominator=sensor_min_denominator,
+            )
+            new_state = YellowFinLoopState(
+                **new,
+                sensor=sensor,
+                mu_algo=feedback_update(mu, target, mu_hat, valid, feedback_gain),
+                mu_hat=jnp.where(valid, mu_hat, state.mu_hat),
+                mu_target=target,
+            )
+        else:
+            new_state = YellowFinState(**new)
+
+        ok = jnp.isfinite(raw_sq) & jnp.isfinite(lr) & jnp.isfinite(mu)
+        ok = ok & jnp.isfinite(reading.h_min) & jnp.isfinite(reading.h_max)
+        ok = ok & jnp.isfinite(reading.grad_var) & jnp.isfinite(reading.dist_to_opt)
+        if value is not None:
+            ok = ok & jnp.all(jnp.isfinite(jnp.asarray(value)))
+        new_updates = tree(lambda m, u: m.astype(jnp.asarray(u).dtype), move, updates)
+        return guard_nonfinite(ok, new_updates, new_state, state, updates)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

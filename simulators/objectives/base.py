@@ -1,0 +1,178 @@
+"""The :class:`Objective` container shared by every test problem, and input validation helpers.
+
+An objective is a frozen dataclass registered as a JAX pytree: its arrays (minimiser, start point,
+problem data) are leaves, its functions and descriptive metadata are static. It can therefore be
+passed through ``jax.jit`` and ``jax.vmap`` like any other argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpy.typing import ArrayLike
+
+LossFn = Callable[[Mapping[str, Any], jax.Array, jax.Array | None], jax.Array]
+SampleLossFn = Callable[[Mapping[str, Any], jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """A test objective with a known minimiser ``x_star`` and minimum ``f_star``.
+
+    Attributes:
+        x_star: minimiser, shape ``(dim,)`` (for problems whose infimum is not attained, the point
+            documented by the constructor).
+        x0: default starting point, shape ``(dim,)``.
+        params: problem data (arrays), pytree leaves.
+        name: short identifier.
+        dim: number of coordinates.
+        f_star: minimum (or infimum) of the exact loss.
+        loss_fn: ``loss_fn(params, x, key)``; ``key=None`` gives the exact loss.
+        noisy: whether a key changes the loss (minibatch or additive gradient noise).
+        sample_loss_fn: ``sample_loss_fn(params, x, i)``, the loss of sample ``i`` (finite sums).
+        n_samples: number of samples of a finite sum, 0 otherwise.
+        info: descriptive metadata as ``(name, value)`` pairs, e.g. ``h_min``, ``h_max``,
+            ``curvature_range``; read them with :meth:`meta` or the properties.
+    """
+
+    x_star: Any
+    x0: Any
+    params: Any
+    name: str
+    dim: int
+    f_star: float
+    loss_fn: LossFn
+    noisy: bool = False
+    sample_loss_fn: SampleLossFn | None = None
+    n_samples: int = 0
+    info: tuple[tuple[str, Any], ...] = ()
+
+    def loss(self, x: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        """Exact loss when ``key`` is None or the objective is noiseless, else a noisy sample."""
+        params = jax.tree_util.tree_map(jnp.asarray, self.params)
+        return self.loss_fn(params, jnp.asarray(x), key if self.noisy else None)
+
+    def grad(self, x: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        """Gradient of :meth:`loss` with respect to ``x`` (same ``key`` convention)."""
+        return jax.grad(self.loss)(x, key)
+
+    def value_and_grad(
+        self, x: jax.Array, key: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(loss, grad)`` at ``x`` in one pass (same ``key`` convention)."""
+        return jax.value_and_grad(self.loss)(x, key)
+
+    def sample_loss(self, x: jax.Array, i: jax.Array) -> jax.Array:
+        """Loss of sample ``i`` of a finite-sum objective."""
+        if self.sample_loss_fn is None:
+            raise ValueError(f"objective {self.name!r} has no per-sample losses")
+        params = jax.tree_util.tree_map(jnp.asarray, self.params)
+        return self.sample_loss_fn(params, jnp.asarray(x), jnp.asarray(i))
+
+    def meta(self, name: str) -> Any:
+        """Metadata entry ``name`` (raises ``KeyError`` listing the known entries)."""
+        table = dict(self.info)
+        if name not in table:
+            raise KeyError(f"{self.name!r} has no metadata {name!r}; known: {sorted(table)}")
+        return table[name]
+
+    @property
+    def spectrum(self) -> np.ndarray:
+        """Hessian eigenvalues of a quadratic objective."""
+        return np.asarray(self.params["h"])
+
+    @property
+    def h_min(self) -> float:
+        """Smallest curvature (quadratics) or generalised curvature (1-D toys)."""
+        return float(self.meta("h_min"))
+
+    @property
+    def h_max(self) -> float:
+        """Largest curvature (quadratics) or generalised curvature (1-D toys)."""
+        return float(self.meta("h_max"))
+
+    @property
+    def curvature_range(self) -> tuple[float, float]:
+        """``(h_min, h_max)`` of the (generalised) curvature, where known in closed form."""
+        return (self.h_min, self.h_max)
+
+
+jax.tree_util.register_dataclass(
+    Objective,
+    data_fields=["x_star", "x0", "params"],
+    meta_fields=[
+        "name",
+        "dim",
+        "f_star",
+        "loss_fn",
+        "noisy",
+        "sample_loss_fn",
+        "n_samples",
+        "info",
+    ],
+)
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` as an int ``>= minimum`` or raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer >= {minimum} (got {value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum} (got {value!r})")
+    return int(value)
+
+
+def check_real(
+    name: str, value: Any, lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False
+) -> float:
+    """Return ``value`` as a finite float in ``[lo, hi]`` (``(lo, hi]`` if ``lo_open``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a real number (got {value!r})") from err
+    ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+    if not ok:
+        left = "(" if lo_open else "["
+        raise ValueError(f"{name} must be finite and lie in {left}{lo:g}, {hi:g}] (got {value!r})")
+    return v
+
+
+def as_vector(name: str, value: ArrayLike, dim: int | None = None) -> np.ndarray:
+    """Return ``value`` as a finite float64 vector (of length ``dim`` when given)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of real numbers") from err
+    if arr.ndim == 0 and dim is not None:
+        arr = np.full(dim, float(arr))
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array (got shape {arr.shape})")
+    if dim is not None and arr.shape != (dim,):
+        raise ValueError(f"{name} must have shape ({dim},) (got {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (got NaN or inf)")
+    return arr
+
+
+def info_pairs(**entries: Any) -> tuple[tuple[str, Any], ...]:
+    """Metadata as hashable ``(name, value)`` pairs (NumPy scalars become Python floats)."""
+    out = []
+    for k, v in entries.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        out.append((k, v))
+    return tuple(out)
+
+
+def minibatch_mean(
+    sample_loss: SampleLossFn, params: Mapping[str, Any], x: jax.Array, key: jax.Array, n: int, b: int
+) -> jax.Array:
+    """Mean of ``b`` per-sample losses, indices drawn uniformly with replacement from ``key``."""
+    idx = jax.random.randint(key, (b,), 0, n)
+    return jnp.mean(jax.vmap(lambda i: sample_loss(params, x, i))(idx))

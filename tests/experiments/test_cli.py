@@ -1,0 +1,106 @@
+"""The ``momlab`` commands list / run / reproduce / report on fake experiments (in process)."""
+
+from __future__ import annotations
+
+import pytest
+from _fake_experiments import BROKEN, FAST, GPU
+
+from experiments import cli, provenance, registry
+from experiments.record import Record
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the fake experiments are registered; no GPU; the theory group is not under test here."""
+    monkeypatch.setattr(registry, "_REGISTRY", {e.name: e for e in (FAST, BROKEN, GPU)})
+    monkeypatch.setattr(registry, "_IMPORT_ERRORS", {})
+    monkeypatch.setattr(registry, "discover", registry.experiments)
+    monkeypatch.setattr(provenance, "has_gpu", lambda: False)
+    monkeypatch.setattr(cli, "_register", lambda: None)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("momlab: error:") and "\n" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+def test_list_shows_every_experiment(fakes, capsys) -> None:
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for exp in (FAST, BROKEN, GPU):
+        assert exp.name in out and exp.device in out
+
+
+def test_run_writes_the_result_directory(fakes, tmp_path, capsys) -> None:
+    assert cli.main(["run", "fake-fast", "--quick", "--seed", "5", "--out", str(tmp_path)]) == 0
+    assert "fake-fast: holds" in capsys.readouterr().out
+    files = {p.name for p in (tmp_path / "fake-fast").iterdir()}
+    assert files == {"record.json", "arrays.npz", "figure.png", "figure.svg"}
+    rec = Record.load(tmp_path / "fake-fast")
+    assert rec.provenance["seed"] == 5 and rec.config["n"] == 16
+    assert cli.main(["run", "fake-fast", "--out", str(tmp_path)]) == 0  # full config
+    assert Record.load(tmp_path / "fake-fast").config["n"] == 64
+
+
+def test_run_of_a_raising_experiment_exits_1(fakes, tmp_path, capsys) -> None:
+    assert cli.main(["run", "fake-broken", "--quick", "--out", str(tmp_path)]) == 1
+    assert "fake-broken: error" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["run", "nope"], ["unknown experiment", "nope", "fake-fast"]),
+        (["run", "fake-fast", "--seed", "-1"], ["seed"]),
+        (["run", "fake-fast", "--seed", "4294967296"], ["seed"]),
+        (["reproduce", "--only", "nope"], ["unknown experiment"]),
+        (["reproduce", "--bogus"], ["bogus"]),
+        (["list", "extra"], ["extra"]),
+    ],
+)
+def test_invalid_input_is_one_line_and_exit_2(fakes, tmp_path, capsys, argv, words) -> None:
+    assert cli.main([*argv, "--out", str(tmp_path)] if argv[0] != "list" else argv) == 2
+    _one_line_error(capsys, *words)
+
+
+def test_unwritable_output_directory_exits_2(fakes, tmp_path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for argv in (["run", "fake-fast", "--quick"], ["reproduce"]):
+        assert cli.main([*argv, "--out", str(blocker / "results")]) == 2
+        _one_line_error(capsys, "not writable")
+    assert cli.main(["report", "--out", str(tmp_path / "missing")]) == 2
+    _one_line_error(capsys, "does not exist")
+
+
+def test_reproduce_runs_reuses_forces_and_skips(fakes, tmp_path, capsys) -> None:
+    out = str(tmp_path)
+    assert cli.main(["reproduce", "--out", out]) == 1  # fake-broken raised
+    text = capsys.readouterr().out
+    assert "fake-fast: ran" in text and "fake-broken: error" in text
+    assert "fake-gpu: skipped" in text
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "summary.md").is_file()
+    first = (tmp_path / "fake-fast" / "record.json").read_text()
+
+    assert cli.main(["reproduce", "--out", out, "--only", "fake-fast"]) == 0
+    assert "fake-fast: reused" in capsys.readouterr().out
+    assert (tmp_path / "fake-fast" / "record.json").read_text() == first
+
+    assert cli.main(["reproduce", "--out", out, "--only", "fake-fast", "--force"]) == 0
+    assert "fake-fast: ran" in capsys.readouterr().out
+
+    assert cli.main(["reproduce", "--out", out, "--only", "fake-fast", "--full"]) == 0
+    assert "fake-fast: ran (full" in capsys.readouterr().out  # other config: no reuse
+
+    assert cli.main(["reproduce", "--out", out, "--only", "fake-gpu", "--gpu", "--full"]) == 0
+    assert "fake-gpu: ran (quick" in capsys.readouterr().out  # CPU-only: quick config
+    assert Record.load(tmp_path / "fake-gpu").provenance["quick"] is True
+
+
+def test_report_command(fakes, tmp_path, capsys) -> None:
+    assert cli.main(["run", "fake-fast", "--quick", "--out", str(tmp_path)]) == 0
+    assert cli.main(["report", "--out", str(tmp_path)]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert "fake-fast" in (tmp_path / "summary.md").read_text()

@@ -1,0 +1,191 @@
+"""The experiment framework: registry, records (JSON + NPZ round trip), provenance, style."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+from _fake_experiments import BROKEN, FAST, FakeConfig
+
+from experiments import registry, reproduce
+from experiments.framework import Experiment, Record, figure, register, style, verdict
+from experiments.record import LazyArrays, to_jsonable
+from experiments.style import render
+
+
+@pytest.fixture
+def clean_registry(monkeypatch: pytest.MonkeyPatch) -> dict:
+    fresh: dict = {}
+    monkeypatch.setattr(registry, "_REGISTRY", fresh)
+    monkeypatch.setattr(registry, "discover", registry.experiments)
+    return fresh
+
+
+def _record() -> Record:
+    return Record(
+        claim="c",
+        prediction={"rate": np.float64(0.9), "grid": np.linspace(0, 1, 3)},
+        measurement={"rate": 0.91, "bad": float("nan"), "big": float("inf"), "n": np.int64(3)},
+        tolerance={"abs": 0.02},
+        verdict=verdict(abs(0.91 - 0.9) <= 0.02),
+        summary="predicted 0.9, measured 0.91",
+        arrays={"a": np.arange(6.0).reshape(2, 3), "b": np.array([True, False])},
+    )
+
+
+def test_verdict_and_validation() -> None:
+    assert verdict(True) == "holds" and verdict(np.bool_(False)) == "fails"
+    assert verdict(np.array(True)) == "holds"
+    with pytest.raises(ValueError, match="ok"):
+        verdict(np.array([True, False]))
+    with pytest.raises(ValueError, match="verdict"):
+        Record(claim="c", prediction={}, measurement={}, tolerance="", verdict="maybe")
+    with pytest.raises(ValueError, match="prediction"):
+        Record(claim="c", prediction=[1], measurement={}, tolerance="", verdict="holds")
+
+
+def test_to_jsonable_converts_numpy_and_non_finite() -> None:
+    out = to_jsonable({"x": np.float32(1.5), "v": np.array([1.0, np.nan, -np.inf]), 3: (1, 2)})
+    assert out == {"x": 1.5, "v": [1.0, None, "-inf"], "3": [1, 2]}
+    assert to_jsonable(FakeConfig()) == {"n": 64, "scale": 1.0}
+    with pytest.raises(ValueError, match="object"):
+        to_jsonable(object())
+
+
+def test_record_round_trip(tmp_path) -> None:
+    rec = _record()
+    path = rec.save(tmp_path / "r")
+    assert path.name == "record.json"
+    json.loads(path.read_text())  # strict JSON: NaN/inf were converted
+    assert not list((tmp_path / "r").glob("*.tmp")), "temporary files must not survive"
+    back = Record.load(tmp_path / "r")
+    assert isinstance(back.arrays, LazyArrays) and not back.arrays.loaded
+    assert sorted(back.arrays) == ["a", "b"]
+    np.testing.assert_array_equal(back.arrays["a"], rec.arrays["a"])
+    np.testing.assert_array_equal(back.arrays["b"], rec.arrays["b"])
+    assert back.arrays.loaded
+    assert back.prediction == {"rate": 0.9, "grid": [0.0, 0.5, 1.0]}
+    assert back.measurement["bad"] is None and back.measurement["big"] == "inf"
+    assert back.verdict == "holds" and back.summary == rec.summary
+    # Saving what was loaded gives the same JSON again.
+    back.save(tmp_path / "r2")
+    assert (tmp_path / "r2" / "record.json").read_text() == path.read_text()
+
+
+def test_load_rejects_missing_and_foreign(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="no finished record"):
+        Record.load(tmp_path)
+    (tmp_path / "record.json").write_text('{"hello": 1}')
+    with pytest.raises(ValueError, match="schema"):
+        Record.load(tmp_path)
+
+
+def test_registry_register_get_and_errors(clean_registry) -> None:
+    register(FAST)
+    register(FAST)  # re-import of the same module replaces silently
+    assert registry.get("fake-fast") is FAST
+    with pytest.raises(ValueError, match=r"unknown experiment 'nope'.*fake-fast"):
+        registry.get("nope")
+    clash = dataclasses.replace(FAST, run=lambda cfg, seed: None)
+    with pytest.raises(ValueError, match="already registered"):
+        register(clash)
+    assert [e.name for e in registry.experiments()] == ["fake-fast"]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"name": "Bad Name"}, "name"),
+        ({"device": "tpu"}, "device"),
+        ({"config": dict}, "config"),
+        ({"run": 3}, "run"),
+    ],
+)
+def test_experiment_validation(change: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(FAST, **change)
+
+
+def test_discover_imports_library_and_extra_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_IMPORT_ERRORS", {})
+    monkeypatch.setenv(registry.EXTRA_ENV, "no_such_module_for_momlab")
+    registry.discover()
+    assert "no_such_module_for_momlab" in registry.import_errors()
+
+
+def test_run_experiment_writes_record_and_figures(tmp_path, clean_registry) -> None:
+    rec = reproduce.run_experiment(FAST, quick=True, seed=3, out=tmp_path)
+    d = tmp_path / "fake-fast"
+    files = {p.name for p in d.iterdir()}
+    assert files == {"record.json", "arrays.npz", "figure.png", "figure.svg"}
+    back = Record.load(d)
+    assert back.config == {"n": 16, "scale": 1.0} and rec.verdict == back.verdict == "holds"
+    prov = back.provenance
+    assert prov["seed"] == 3 and prov["quick"] is True and prov["wall_time_s"] >= 0
+    assert set(prov["versions"]) >= {"python", "numpy", "scipy", "jax", "jaxlib", "optax", "flax"}
+    assert prov["device"]["backend"] in {"cpu", "gpu", "tpu"}
+    assert isinstance(prov["git_commit"], str) and prov["git_commit"]
+    assert "host" not in json.dumps(prov).lower()
+    # Same seed -> same measurement: randomness flows only from the seed.
+    again = reproduce.run_experiment(FAST, quick=True, seed=3, out=tmp_path / "again")
+    assert again.measurement == back.measurement
+    assert reproduce.finished_record(FAST, quick=True, seed=3, out=tmp_path) is not None
+    assert reproduce.finished_record(FAST, quick=False, seed=3, out=tmp_path) is None
+    assert reproduce.finished_record(FAST, quick=True, seed=4, out=tmp_path) is None
+
+
+def test_a_raising_experiment_becomes_an_error_record(tmp_path) -> None:
+    rec = reproduce.run_experiment(BROKEN, quick=True, seed=0, out=tmp_path)
+    assert rec.verdict == "error" and "always raises" in rec.summary
+    back = Record.load(tmp_path / "fake-broken")
+    assert "RuntimeError" in back.provenance["traceback"]
+    assert not (tmp_path / "fake-broken" / "figure.png").exists()
+    assert reproduce.finished_record(BROKEN, quick=True, seed=0, out=tmp_path) is None
+
+
+def test_check_seed_and_output_dir(tmp_path) -> None:
+    for bad in (-1, 2**32, 1.5, True):
+        with pytest.raises(ValueError, match="seed"):
+            reproduce.check_seed(bad)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="not writable"):
+        reproduce.ensure_output_dir(blocker / "sub")
+
+
+def test_style_table_and_reproducible_figures() -> None:
+    for method in ("sgd", "sgdm", "adam", "yellowfin", "yellowfin-closed", "momo", "momo-adam"):
+        assert style(method)["color"].startswith("#")
+    assert style("heavy-ball", lw=2)["lw"] == 2
+    assert style("theory")["linestyle"] == "--"
+    with pytest.raises(ValueError, match="method"):
+        style("rmsprop")
+    with pytest.raises(ValueError, match="ncols"):
+        figure(ncols=0)
+    fig, axes = figure(ncols=2)
+    assert axes.shape == (2,)
+    x = np.linspace(0, 2 * math.pi, 50)
+    for ax in axes:
+        ax.plot(x, np.sin(x), **style("momo"))
+    svg1, svg2 = render(fig, "svg"), render(fig, "svg")
+    assert svg1 == svg2 and b"<dc:date>" not in svg1
+    assert render(fig, "png") == render(fig, "png")
+
+
+def test_plan_selects_by_device() -> None:
+    gpu_exp = dataclasses.replace(FAST, name="fake-g", device="gpu")
+    exps = [FAST, gpu_exp]
+    cpu_only = reproduce.plan(exps, quick=False, gpu=False, gpu_present=False)
+    assert [q for _, q in cpu_only] == [False, None]
+    forced = reproduce.plan(exps, quick=False, gpu=True, gpu_present=False)
+    assert [q for _, q in forced] == [False, True]
+    with_gpu = reproduce.plan(exps, quick=False, gpu=False, gpu_present=True)
+    assert [q for _, q in with_gpu] == [False, False]
+
+
+def test_framework_exports() -> None:
+    assert Experiment is registry.Experiment

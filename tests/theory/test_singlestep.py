@@ -1,0 +1,170 @@
+"""SingleStep against a 150-digit root and brute-force minimisation of its objective."""
+
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize_scalar
+
+from theory import (
+    min_robust_momentum,
+    polyak_tuning,
+    robust_interval,
+    singlestep,
+    singlestep_objective,
+    singlestep_root,
+    spectral_radius,
+)
+
+EPS = np.finfo(np.float64).eps
+P_GRID = np.concatenate([10.0 ** np.linspace(-8.0, 12.0, 41), [0.999, 1.0, 1.001]])
+
+
+def reference_root(p: float) -> mp.mpf:
+    """Root of (1 - x)^3 = p x by 600 bisections at 150 digits (bracket [1/(p+3), min(1, 1/p)])."""
+    with mp.workdps(150):
+        pp = mp.mpf(p)
+        if pp == 0:
+            return mp.mpf(1)
+        lo, hi = 1 / (pp + 3), min(mp.mpf(1), 1 / pp)
+        for _ in range(600):
+            mid = (lo + hi) / 2
+            if (1 - mid) ** 3 - pp * mid > 0:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+
+@pytest.mark.parametrize("p", [*P_GRID.tolist(), 0.0, 1e-300, 1e-30, 1e20, 1e300])
+def test_root_and_its_complement_to_a_few_ulps(p: float) -> None:
+    x = float(singlestep_root(p))
+    ref = reference_root(p)
+    with mp.workdps(150):
+        assert abs((mp.mpf(x) - ref) / ref) <= 4 * EPS
+    # alpha = (1 - x)^2 / h_min must not come from 1 - x (x rounds to 1 as p -> 0); dist^2/2
+    # rounds p by ~ 2 eps, which moves the root by about as much (relative condition ~ 1)
+    _, alpha = singlestep(1.0, float(np.sqrt(2.0 * p)), 1.0, 1.0)
+    with mp.workdps(150):
+        u_ref = 1 - ref
+        if u_ref > 0:
+            assert abs((mp.mpf(float(alpha)) - u_ref**2) / u_ref**2) <= 16 * EPS
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(-10.0, 14.0))
+def test_root_solves_the_cubic(log_p: float) -> None:
+    p = 10.0**log_p
+    x = float(singlestep_root(p))
+    # residual of g(x) = (1 - x)^3 - p x: rounding x to float64 alone moves g by up to
+    # eps x |g'(x)| = eps x (3 (1 - x)^2 + p); evaluating g adds a few eps of its terms
+    assert 0.0 < x < 1.0
+    u = 1 - x
+    tol = 8 * EPS * (u**3 + p * x) + 2 * EPS * x * (3 * u * u + p)
+    assert abs(u**3 - p * x) <= tol
+
+
+def brute_force_argmin(p: float, lower: float = 0.0) -> float:
+    """argmin over x in [lower, 1] of F(x) = 2 p x^2 + (1 - x)^4 (C = h_min = 1, D^2 = 2 p).
+
+    Stage 1: bounded Brent in s = log(x) on float64 values (argmin to ~ sqrt(eps) relative).
+    Stage 2: Brent on z in [-1, 1], x = x1 (1 + 1e-6 z), on F(x) - F(x1) evaluated at 60 digits;
+    near the minimum those differences are ~ F'' (x - x*)^2, representable in float64, so the
+    argmin is resolved to ~ sqrt(eps) in z, i.e. ~ 1e-14 relative in x.
+    """
+    floor = max(lower, 1e-16)
+
+    def f_log(s: float) -> float:
+        x = np.exp(s)
+        return 2 * p * x * x + (1 - x) ** 4
+
+    x1 = float(np.exp(minimize_scalar(f_log, bounds=(np.log(floor), 0.0), method="bounded",
+                                      options={"xatol": 1e-12}).x))
+    with mp.workdps(60):
+        x1m = mp.mpf(x1)
+        f1 = 2 * p * x1m**2 + (1 - x1m) ** 4
+
+        def f_z(z: float) -> float:
+            x = x1m * (1 + mp.mpf(z) * mp.mpf("1e-6"))
+            if x < lower:
+                return float("inf")
+            return float((2 * p * x**2 + (1 - x) ** 4 - f1) / f1)
+
+        z = minimize_scalar(f_z, bounds=(-1.0, 1.0), method="bounded", options={"xatol": 1e-12}).x
+        return float(x1m * (1 + mp.mpf(z) * mp.mpf("1e-6")))
+
+
+@pytest.mark.parametrize("p", P_GRID[::2].tolist())
+def test_singlestep_matches_brute_force_minimisation(p: float) -> None:
+    mu, alpha = singlestep(1.0, float(np.sqrt(2.0 * p)), 1.0, 1.0)  # kappa = 1: no lower bound
+    x_brute = brute_force_argmin(p)
+    np.testing.assert_allclose(np.sqrt(mu), x_brute, rtol=1e-9)
+    # the closed form is at least as good as the search (objective values in float64)
+    f = singlestep_objective(mu, 1.0, np.sqrt(2.0 * p), 1.0)
+    assert f <= singlestep_objective(x_brute**2, 1.0, np.sqrt(2.0 * p), 1.0) * (1 + 4 * EPS)
+    np.testing.assert_allclose(alpha, (1 - np.sqrt(mu)) ** 2, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("p", "kappa"), [(1e-2, 1e4), (10.0, 100.0), (1e6, 10.0), (1e12, 1.5)])
+def test_dynamic_range_bound_is_the_constrained_minimum(p: float, kappa: float) -> None:
+    h_min = 2.0
+    grad_var = 3.0
+    dist = float(np.sqrt(2.0 * p * grad_var) / h_min)
+    mu, alpha = singlestep(grad_var, dist, h_min, h_min * kappa)
+    mu_lb = float(min_robust_momentum(kappa))
+    x_brute = brute_force_argmin(p, lower=np.sqrt(mu_lb))
+    np.testing.assert_allclose(np.sqrt(mu), x_brute, rtol=1e-9)
+    if np.sqrt(mu_lb) > float(singlestep_root(p)):  # bound active: Polyak's learning rate
+        np.testing.assert_allclose(mu, mu_lb, rtol=1e-15)
+        np.testing.assert_allclose(alpha, polyak_tuning(h_min, h_min * kappa)[0], rtol=1e-14)
+    # always: every curvature of the spectrum is robust, at rate sqrt(mu)
+    lo, hi = robust_interval(mu, h_min, h_min * kappa)
+    assert lo * (1 - 1e-12) <= alpha <= hi * (1 + 1e-12)
+    rho = spectral_radius(alpha, mu, [h_min, h_min * kappa])
+    np.testing.assert_allclose(rho, np.sqrt(mu), rtol=1e-6)
+
+
+def test_objective_and_noise_free_case() -> None:
+    # mu D^2 + ((1 - sqrt(mu))^2 / h)^2 C
+    np.testing.assert_allclose(singlestep_objective(0.25, 4.0, 2.0, 1.0), 1.25, rtol=1e-15)
+    # C = 0: x = 0, so mu is the dynamic-range bound and alpha Polyak's
+    mu, alpha = singlestep(0.0, 1.0, 1.0, 100.0)
+    a_p, mu_p = polyak_tuning(1.0, 100.0)
+    np.testing.assert_allclose([mu, alpha], [mu_p, a_p], rtol=1e-14)
+    mu, alpha = singlestep(0.0, 1.0, 1.0, 1.0)
+    assert float(mu) == 0.0 and float(alpha) == 1.0
+    # D = 0: x = 1, no step
+    mu, alpha = singlestep(1.0, 0.0, 1.0, 10.0)
+    assert float(mu) == 1.0 and float(alpha) == 0.0
+    # overflow of p is the C -> 0 limit
+    mu, _ = singlestep(1e-300, 1e200, 1.0, 1.0)
+    assert float(mu) == 0.0
+
+
+def test_broadcasting() -> None:
+    mu, alpha = singlestep(np.array([1.0, 2.0, 3.0])[:, None], 1.0, 1.0, np.array([1.0, 10.0]))
+    assert mu.shape == alpha.shape == (3, 2)
+    assert singlestep_root(np.array([[0.5, 2.0]])).shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: singlestep(-1.0, 1.0, 1.0, 2.0), "grad_var"),
+        (lambda: singlestep(1.0, -1.0, 1.0, 2.0), "dist_to_opt"),
+        (lambda: singlestep(1.0, 1.0, 0.0, 2.0), "h_min"),
+        (lambda: singlestep(1.0, 1.0, 3.0, 2.0), "h_min"),
+        (lambda: singlestep(1.0, 1.0, 1.0, np.nan), "h_max"),
+        (lambda: singlestep(0.0, 0.0, 1.0, 2.0), "grad_var"),
+        (lambda: singlestep_root(-1.0), "p"),
+        (lambda: singlestep_root(np.inf), "p"),
+        (lambda: singlestep_objective(1.5, 1.0, 1.0, 1.0), "mu"),
+        (lambda: singlestep_objective(0.5, 1.0, 1.0, -1.0), "h_min"),
+    ],
+)
+def test_bad_input_names_the_parameter(call, name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} "):
+        call()

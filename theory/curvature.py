@@ -1,0 +1,168 @@
+"""Generalised curvature of a 1-D function and the robust region beyond quadratics.
+
+For a 1-D function with minimiser ``x*`` the generalised curvature is ``h(x) = f'(x) / (x - x*)``, so
+the gradient step reads ``f'(x_t) = h(x_t) (x_t - x*)`` and heavy ball is ``e_{t+1} = A_t e_t`` with
+``A_t`` the quadratic operator at curvature ``h(x_t)``. If ``alpha h(x)`` stays in the robust interval
+``[(1 - sqrt(mu))^2, (1 + sqrt(mu))^2]`` on the region visited, every ``A_t`` has spectral radius
+``sqrt(mu)``. Zhang & Mitliagkas (arXiv 1706.03471), Sec. 2.3, Eq. (9)-(10). This does not guarantee
+the rate (spectral radius is not sub-multiplicative); it is what YellowFin's tuning relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize_scalar
+
+from theory import _validate as v
+from theory.heavy_ball import _edges
+
+FloatArray = NDArray[np.float64]
+Derivative = Callable[[FloatArray], ArrayLike]
+
+__all__ = ["curvature_range", "generalized_curvature", "robust_on_interval"]
+
+_TIE_ULPS = 8.0
+
+
+def _call(fprime: Derivative, x: FloatArray) -> FloatArray:
+    """Evaluate ``fprime`` elementwise; scalar-only callables are applied point by point."""
+    if not callable(fprime):
+        raise ValueError("fprime must be a callable returning f'(x)")
+    try:
+        out = np.asarray(fprime(x), dtype=np.float64)
+        if out.shape != x.shape:
+            raise TypeError
+    except (TypeError, ValueError):
+        out = np.array([float(fprime(float(xi))) for xi in x.ravel()]).reshape(x.shape)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("fprime must return finite values (got NaN or inf)")
+    return out
+
+
+def generalized_curvature(fprime: Derivative, x_star: float, x: ArrayLike) -> FloatArray:
+    """Generalised curvature ``h(x) = f'(x) / (x - x*)``.
+
+    At ``x = x*`` the value is the limit ``f''(x*)``, estimated by a central difference of ``f'``
+    with step ``eps^(1/3) max(1, |x*|)``. Zhang & Mitliagkas (arXiv 1706.03471), Eq. (9).
+
+    Args:
+        fprime: derivative ``f'`` of the function (array-aware or scalar callable).
+        x_star: minimiser of ``f`` (finite).
+        x: evaluation points (finite).
+
+    Returns:
+        Float64 array shaped like ``x``.
+
+    Example:
+        >>> generalized_curvature(lambda x: x + x**3, 0.0, [1.0, 2.0]).tolist()
+        [2.0, 5.0]
+    """
+    x_star = float(v.as_finite("x_star", x_star))
+    x = v.as_finite("x", x)
+    flat = np.atleast_1d(x).astype(np.float64)
+    at_min = flat == x_star
+    safe = np.where(at_min, x_star + 1.0, flat)
+    h = _call(fprime, safe) / (safe - x_star)
+    if np.any(at_min):
+        step = np.cbrt(np.finfo(np.float64).eps) * max(1.0, abs(x_star))
+        fp = _call(fprime, np.array([x_star + step, x_star - step]))
+        h = np.where(at_min, (fp[0] - fp[1]) / (2.0 * step), h)
+    return h.reshape(x.shape)
+
+
+def _refine(h: Callable[[float], float], grid: FloatArray, i: int, sign: float) -> float:
+    """Polish an extremum of ``sign * h`` found at grid index ``i`` within its neighbouring cells."""
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    if hi <= lo:
+        return sign * h(float(grid[i]))
+    res = minimize_scalar(lambda s: sign * h(s), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-12 * max(1.0, abs(hi))})
+    return float(res.fun)
+
+
+def curvature_range(
+    fprime: Derivative,
+    x_star: float,
+    lo: float,
+    hi: float,
+    *,
+    n: int = 2001,
+) -> tuple[float, float]:
+    """Range ``(h_min, h_max)`` of the generalised curvature over ``[lo, hi]``.
+
+    A grid of ``n`` points (plus ``x*`` when inside) locates the extrema, which are then polished by
+    bounded Brent minimisation between the neighbouring grid points. Extrema narrower than the grid
+    spacing can be missed; raise ``n`` for rough functions.
+
+    Args:
+        fprime: derivative ``f'`` of the function.
+        x_star: minimiser of ``f``.
+        lo: left end of the interval.
+        hi: right end, ``> lo``.
+        n: grid size, ``>= 2``.
+
+    Returns:
+        ``(h_min, h_max)`` as floats.
+
+    Example:
+        >>> [round(x, 9) for x in curvature_range(lambda x: x + x**3, 0.0, -1.0, 2.0)]
+        [1.0, 5.0]
+    """
+    x_star = float(v.as_finite("x_star", x_star))
+    lo = float(v.as_finite("lo", lo))
+    hi = float(v.as_finite("hi", hi))
+    if not lo < hi:
+        raise ValueError(f"lo must be smaller than hi (got lo={lo:g}, hi={hi:g})")
+    n = int(v.integer("n", n, lo=2))
+    grid = np.linspace(lo, hi, n)
+    if lo < x_star < hi:
+        grid = np.unique(np.append(grid, x_star))
+    values = generalized_curvature(fprime, x_star, grid)
+
+    def h(s: float) -> float:
+        return float(generalized_curvature(fprime, x_star, s))
+
+    h_min = min(float(values.min()), _refine(h, grid, int(np.argmin(values)), 1.0))
+    h_max = max(float(values.max()), -_refine(h, grid, int(np.argmax(values)), -1.0))
+    return h_min, h_max
+
+
+def robust_on_interval(
+    alpha: float,
+    mu: float,
+    fprime: Derivative,
+    x_star: float,
+    lo: float,
+    hi: float,
+    *,
+    n: int = 2001,
+) -> bool:
+    """Whether ``(1 - sqrt(mu))^2 <= alpha h(x) <= (1 + sqrt(mu))^2`` for every ``x`` in ``[lo, hi]``.
+
+    Uses :func:`curvature_range`; the comparison allows 8 ulps so that exact ties (the extreme
+    curvatures on the region edges, as with Polyak's tuning) count as robust. A non-positive
+    curvature anywhere gives ``False``.
+    Zhang & Mitliagkas (arXiv 1706.03471), Eq. (10).
+
+    Args:
+        alpha: learning rate, ``> 0``.
+        mu: momentum in ``[0, 1)``.
+        fprime: derivative ``f'`` of the function.
+        x_star: minimiser of ``f``.
+        lo: left end of the interval.
+        hi: right end, ``> lo``.
+        n: grid size of :func:`curvature_range`.
+
+    Example:
+        >>> robust_on_interval(0.3, 0.5, lambda x: x + x**3, 0.0, -1.0, 2.0)
+        True
+    """
+    alpha = float(v.positive("alpha", alpha))
+    mu = float(v.in_range("mu", mu, 0.0, 1.0, hi_open=True))
+    h_min, h_max = curvature_range(fprime, x_star, lo, hi, n=n)
+    edge_lo, edge_hi = (float(e) for e in _edges(np.array(mu)))
+    slack = _TIE_ULPS * np.finfo(np.float64).eps  # ties such as Polyak's tuning count as robust
+    return bool(edge_lo * (1 - slack) <= alpha * h_min and alpha * h_max <= edge_hi * (1 + slack))
