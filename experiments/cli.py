@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         status = command.main(args=argv, prog_name="momlab", standalone_mode=False)
     except _EXIT as stop:
         return int(stop.exit_code)
-    except _ABORT:
+    except (*_ABORT, KeyboardInterrupt):
         print("momlab: aborted", file=sys.stderr)
         return 130
     except _CLICK_ERRORS as err:

@@ -10,6 +10,7 @@ resume after an interruption without ever trusting a half-written result.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -50,8 +51,12 @@ def to_jsonable(value: Any) -> Any:
     Raises:
         ValueError: for a value with no JSON form (naming its type).
     """
-    if value is None or isinstance(value, (bool, str)):
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -75,8 +80,6 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in value]
-    if hasattr(value, "value") and isinstance(getattr(value, "value", None), str):  # str Enum
-        return value.value
     raise ValueError(f"value of type {type(value).__name__} has no JSON form")
 
 

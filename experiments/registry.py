@@ -150,5 +150,10 @@ def get(name: str) -> Experiment:
     """
     if name not in _REGISTRY:
         known = ", ".join(e.name for e in experiments()) or "none"
-        raise ValueError(f"unknown experiment {name!r} (known: {known})")
+        broken = (
+            f"; modules that failed to import: {', '.join(_IMPORT_ERRORS)}"
+            if _IMPORT_ERRORS
+            else ""
+        )
+        raise ValueError(f"unknown experiment {name!r} (known: {known}{broken})")
     return _REGISTRY[name]

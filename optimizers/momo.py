@@ -10,14 +10,20 @@ import optax
 
 from optimizers._common import (
     check_scalar,
-    guard_nonfinite,
     require_params,
     require_value,
     stat_dtype,
-    tree_sq_norm,
-    tree_vdot,
 )
-from optimizers.momo_core import check_common, is_zero, model_step, shrink_factor, wide
+from optimizers.momo_core import (
+    check_common,
+    ema_tree,
+    is_zero,
+    keep_if_skipped,
+    model_step,
+    shrink_factor,
+    tree_dot,
+    wide,
+)
 
 
 class MomoState(NamedTuple):
@@ -28,6 +34,7 @@ class MomoState(NamedTuple):
         fbar: EMA of the batch losses ``fbar_k``.
         u: ``u_k = <d_k, x_k> - gamma_k`` from the cancellation-free recursion.
         du: ``<d_k, x_{k+1} - x_k>`` of the update returned at the last step (the next increment).
+        dx: ``<d_k, x_k>`` (tracked only with weight decay, by the same recursion).
         lower_bound: the lower bound in use (MoMo*'s estimate when adapted).
         learning_rate: ``alpha_k`` of the last step (the cap on the step).
         step_size: ``tau_k`` of the last step.
@@ -41,6 +48,7 @@ class MomoState(NamedTuple):
     fbar: jax.Array
     u: jax.Array
     du: jax.Array
+    dx: jax.Array
     lower_bound: jax.Array
     learning_rate: jax.Array
     step_size: jax.Array
@@ -137,19 +145,24 @@ def momo(
 
     def init_fn(params: Any) -> MomoState:
         sd = stat_dtype(params)
-        zero = jnp.zeros((), sd)
+
+        # Distinct buffers per field, so that the state can be donated to a jitted step.
+        def zero() -> jax.Array:
+            return jnp.zeros((), sd)
+
         d = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), wide(p.dtype)), params)
         prev = jax.tree_util.tree_map(jnp.array, params) if track_params else None
         lb = jnp.asarray(lower_bound, sd)
         return MomoState(
             d=d,
-            fbar=zero,
-            u=zero,
-            du=zero,
+            fbar=zero(),
+            u=zero(),
+            du=zero(),
+            dx=zero(),
             lower_bound=lb,
-            learning_rate=zero,
-            step_size=zero,
-            h=zero,
+            learning_rate=zero(),
+            step_size=zero(),
+            h=zero(),
             count=jnp.zeros((), jnp.int32),
             skipped=jnp.zeros((), jnp.int32),
             prev_params=prev,
@@ -172,11 +185,9 @@ def momo(
         alpha = learning_rate(count) if callable(learning_rate) else learning_rate
         alpha = jnp.asarray(alpha, sd)
 
-        d = jax.tree_util.tree_map(
-            lambda m, g: b.astype(m.dtype) * m + (1 - b).astype(m.dtype) * g.astype(m.dtype),
-            state.d,
-            updates,
-        )
+        # d_k enters only the reductions here; the stored d_k is recomputed in the guarded update
+        # pass below, so no parameter-sized temporary is materialised.
+        d = ema_tree(state.d, updates, b)
         fbar = b * state.fbar + (1 - b) * f
         if track_params:
             moved = jax.tree_util.tree_map(
@@ -184,12 +195,18 @@ def momo(
                 params,
                 state.prev_params,
             )
-            increment = tree_vdot(state.d, moved, sd)
+            increment = tree_dot(state.d, moved, sd)
         else:
             increment = state.du
         u = b * (state.u + increment)
-        dd = tree_sq_norm(d, sd)
-        dx = jnp.zeros((), sd) if is_zero(weight_decay) else tree_vdot(d, params, sd)
+        dd = tree_dot(d, d, sd)
+        if is_zero(weight_decay):
+            dx = jnp.zeros((), sd)
+        else:
+            # <d_k, x_k> = beta (<d_{k-1}, x_{k-1}> + increment) + (1 - beta) <g_k, x_k>: only
+            # <g_k, x_k> is reduced, d_k is never materialised for a second reduction.
+            dx = b * (state.dx + increment) + (1 - b) * tree_dot(updates, params, sd)
+        ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
         wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
         step = model_step(
             alpha=alpha,
@@ -203,7 +220,10 @@ def momo(
             adapt=adapt_lower_bound,
         )
         shrink, inv_c = shrink_factor(alpha, wd)
-        scale = step.tau * inv_c
+        # A skipped step (not ok) keeps d and moves nothing: scale = shrink = 0 on a finite d.
+        scale = jnp.where(ok, step.tau * inv_c, 0.0)
+        shrink = None if shrink is None else jnp.where(ok, shrink, 0.0)
+        d_kept = ema_tree(state.d, updates, b, ok)
 
         def direction(m: jax.Array, x: jax.Array) -> jax.Array:
             out = -scale.astype(m.dtype) * m
@@ -211,12 +231,13 @@ def momo(
                 out = out - shrink.astype(m.dtype) * x.astype(m.dtype)
             return out.astype(x.dtype)
 
-        new_updates = jax.tree_util.tree_map(direction, d, params)
+        new_updates = jax.tree_util.tree_map(direction, d_kept, params)
         new_state = MomoState(
-            d=d,
+            d=d_kept,
             fbar=fbar,
             u=u,
             du=step.increment,
+            dx=dx,
             lower_bound=step.lower_bound_next,
             learning_rate=alpha,
             step_size=step.tau,
@@ -225,7 +246,6 @@ def momo(
             skipped=state.skipped,
             prev_params=params if track_params else None,
         )
-        ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
-        return guard_nonfinite(ok, new_updates, new_state, state, params)
+        return new_updates, keep_if_skipped(ok, new_state, state, guarded=("d",))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

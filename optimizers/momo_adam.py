@@ -14,9 +14,15 @@ from optimizers._common import (
     require_params,
     require_value,
     stat_dtype,
-    tree_vdot,
 )
-from optimizers.momo_core import check_common, is_zero, model_step, shrink_factor, wide
+from optimizers.momo_core import (
+    check_common,
+    is_zero,
+    model_step,
+    shrink_factor,
+    tree_dot,
+    wide,
+)
 
 
 class MomoAdamState(NamedTuple):
@@ -126,7 +132,10 @@ def momo_adam(
 
     def init_fn(params: Any) -> MomoAdamState:
         sd = stat_dtype(params)
-        zero = jnp.zeros((), sd)
+
+        # Distinct buffers per field, so that the state can be donated to a jitted step.
+        def zero() -> jax.Array:
+            return jnp.zeros((), sd)
 
         def zeros(p: jax.Array) -> jax.Array:
             return jnp.zeros(jnp.shape(p), wide(p.dtype))
@@ -135,13 +144,13 @@ def momo_adam(
         return MomoAdamState(
             d=jax.tree_util.tree_map(zeros, params),
             v=jax.tree_util.tree_map(zeros, params),
-            fbar=zero,
-            u=zero,
-            du=zero,
+            fbar=zero(),
+            u=zero(),
+            du=zero(),
             lower_bound=jnp.asarray(lower_bound, sd),
-            learning_rate=zero,
-            step_size=zero,
-            h=zero,
+            learning_rate=zero(),
+            step_size=zero(),
+            h=zero(),
             count=jnp.zeros((), jnp.int32),
             skipped=jnp.zeros((), jnp.int32),
             prev_params=prev,
@@ -187,12 +196,12 @@ def momo_adam(
                 params,
                 state.prev_params,
             )
-            increment = tree_vdot(state.d, moved, sd)
+            increment = tree_dot(state.d, moved, sd)
         else:
             increment = state.du
         u = beta1 * (state.u + increment)
-        dd = tree_vdot(d, precond, sd)
-        dx = jnp.zeros((), sd) if is_zero(weight_decay) else tree_vdot(d, params, sd)
+        dd = tree_dot(d, precond, sd)
+        dx = jnp.zeros((), sd) if is_zero(weight_decay) else tree_dot(d, params, sd)
         wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
         step = model_step(
             alpha=alpha,

@@ -118,3 +118,52 @@ def shrink_factor(alpha: jax.Array, lam: Any) -> tuple[jax.Array | None, jax.Arr
 def wide(dtype: Any) -> jnp.dtype:
     """The dtype of a statistic kept for a leaf of ``dtype``: float32 or wider."""
     return jnp.promote_types(dtype, jnp.float32)
+
+
+def tree_dot(a: Any, b: Any, dtype: jnp.dtype) -> jax.Array:
+    """``<a, b>`` over two pytrees as a sum of elementwise products accumulated in ``dtype``.
+
+    Written as a reduction (not ``vdot``) so that XLA fuses the producer of ``a`` (the new moment)
+    into it instead of materialising a parameter-sized temporary.
+    """
+    parts = jax.tree_util.tree_map(
+        lambda x, y: jnp.sum(x.astype(dtype) * y.astype(dtype), dtype=dtype), a, b
+    )
+    return sum(jax.tree_util.tree_leaves(parts), jnp.zeros((), dtype))
+
+
+def ema_tree(old: Any, new: Any, b: jax.Array, ok: jax.Array | None = None) -> Any:
+    """``b old + (1 - b) new`` leafwise, in the dtype of ``old``.
+
+    With ``ok`` given this is the guarded form ``b' old + (1 - b') where(ok, new, 0)``,
+    ``b' = where(ok, b, 1)``: the average when ``ok``, exactly ``old`` otherwise (NaN/inf in ``new``
+    never reach it). One fused pass that writes the new average in place of the donated old one,
+    instead of a select between a materialised new average and the old one.
+    """
+    if ok is not None:
+        b = jnp.where(ok, b, jnp.ones_like(b))
+        new = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.zeros_like(g)), new)
+
+    def one(m: jax.Array, g: jax.Array) -> jax.Array:
+        return b.astype(m.dtype) * m + (1 - b).astype(m.dtype) * g.astype(m.dtype)
+
+    return jax.tree_util.tree_map(one, old, new)
+
+
+def keep_if_skipped(ok: jax.Array, new_state: Any, old_state: Any, guarded: tuple[str, ...]) -> Any:
+    """Roll the state back when ``ok`` is False and count the skipped step.
+
+    Fields named in ``guarded`` are already guarded (see :func:`ema_tree`) and passed through; the
+    others are selected with ``where(ok, new, old)``. ``skipped`` is incremented when not ``ok``.
+    Same semantics as ``optimizers._common.guard_nonfinite`` without a second pass over the moments.
+    """
+    fields = {}
+    for name in new_state._fields:
+        new, old = getattr(new_state, name), getattr(old_state, name)
+        if name in guarded:
+            fields[name] = new
+        else:
+            fields[name] = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+    fields["skipped"] = old_state.skipped + jnp.where(ok, 0, 1).astype(jnp.int32)
+    return type(new_state)(**fields)
+

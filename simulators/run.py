@@ -9,6 +9,7 @@ its last accepted value), flagged, and its later records read ``inf``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -71,8 +72,8 @@ def check_run_args(
         coords = np.asarray(record_coords, dtype=np.int64).reshape(-1)
         if coords.size and (coords.min() < 0 or coords.max() >= objective.dim):
             raise ValueError(f"record_coords must lie in [0, {objective.dim - 1}]")
-    if not (isinstance(blowup, int | float) and math.isfinite(blowup) and blowup > 1):
-        raise ValueError(f"blowup must be a finite number in (1, inf) (got {blowup!r})")
+    if not (isinstance(blowup, int | float) and not math.isnan(blowup) and blowup > 1):
+        raise ValueError(f"blowup must be a number in (1, inf] (got {blowup!r})")
     return start, coords
 
 
@@ -184,7 +185,8 @@ def simulate(
         record_every: stride of the records, >= 1.
         record_coords: indices of the coordinates to record; default all.
         pass_value: pass ``value=loss`` to the optimizer.
-        blowup: divergence threshold on ``||x_t - x*|| / max(||x0 - x*||, 1)``.
+        blowup: divergence threshold on ``||x_t - x*|| / max(||x0 - x*||, 1)``; ``inf`` flags
+            only non-finite iterates.
 
     Returns:
         A :class:`Trajectory` of NumPy arrays.
@@ -197,18 +199,46 @@ def simulate(
         (True, False)
     """
     start, coords = check_run_args(objective, steps, x0, record_every, record_coords, blowup)
+    out = _simulate_jit(
+        objective,
+        key,
+        jnp.asarray(start),
+        optimizer=optimizer,
+        steps=steps,
+        record_every=record_every,
+        coords=tuple(int(c) for c in coords),
+        pass_value=pass_value,
+        blowup=float(blowup),
+    )
+    return to_numpy(out)
 
-    def run(obj: Objective, k: jax.Array, x: jax.Array) -> Trajectory:
-        return run_core(
-            obj,
-            optimizer,
-            steps,
-            k,
-            x,
-            record_every=record_every,
-            coords=coords,
-            pass_value=pass_value,
-            blowup=blowup,
-        )
 
-    return to_numpy(jax.jit(run)(objective, key, jnp.asarray(start)))
+@functools.partial(
+    jax.jit,
+    static_argnames=("optimizer", "steps", "record_every", "coords", "pass_value", "blowup"),
+)
+def _simulate_jit(
+    objective: Objective,
+    key: jax.Array,
+    x0: jax.Array,
+    *,
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    record_every: int,
+    coords: tuple[int, ...],
+    pass_value: bool,
+    blowup: float,
+) -> Trajectory:
+    # compiled once per (objective structure, optimizer object, run shape): repeated runs with new
+    # keys or starts reuse it
+    return run_core(
+        objective,
+        optimizer,
+        steps,
+        key,
+        x0,
+        record_every=record_every,
+        coords=np.asarray(coords, dtype=np.int64),
+        pass_value=pass_value,
+        blowup=blowup,
+    )

@@ -1,11 +1,11 @@
 """Generalised curvature of a 1-D function and the robust region beyond quadratics.
 
-For a 1-D function with minimiser ``x*`` the generalised curvature is ``h(x) = f'(x) / (x - x*)``, so
-the gradient step reads ``f'(x_t) = h(x_t) (x_t - x*)`` and heavy ball is ``e_{t+1} = A_t e_t`` with
-``A_t`` the quadratic operator at curvature ``h(x_t)``. If ``alpha h(x)`` stays in the robust interval
-``[(1 - sqrt(mu))^2, (1 + sqrt(mu))^2]`` on the region visited, every ``A_t`` has spectral radius
-``sqrt(mu)``. Zhang & Mitliagkas (arXiv 1706.03471), Sec. 2.3, Eq. (9)-(10). This does not guarantee
-the rate (spectral radius is not sub-multiplicative); it is what YellowFin's tuning relies on.
+For a 1-D function with minimiser ``x*`` the generalised curvature is ``h(x) = f'(x) / (x - x*)``,
+so the gradient step reads ``f'(x_t) = h(x_t) (x_t - x*)`` and heavy ball is ``e_{t+1} = A_t e_t``
+with ``A_t`` the quadratic operator at curvature ``h(x_t)``. If ``alpha h(x)`` stays in the robust
+interval ``[(1 - sqrt(mu))^2, (1 + sqrt(mu))^2]`` on the region visited, every ``A_t`` has spectral
+radius ``sqrt(mu)``. Zhang & Mitliagkas (arXiv 1706.03471), Sec. 2.3, Eq. (9)-(10). This does not
+guarantee the rate (spectral radius is not sub-multiplicative); it is what YellowFin relies on.
 """
 
 from __future__ import annotations
@@ -74,12 +74,16 @@ def generalized_curvature(fprime: Derivative, x_star: float, x: ArrayLike) -> Fl
 
 
 def _refine(h: Callable[[float], float], grid: FloatArray, i: int, sign: float) -> float:
-    """Polish an extremum of ``sign * h`` found at grid index ``i`` within its neighbouring cells."""
+    """Polish an extremum of ``sign * h`` found at grid index ``i`` within its neighbour cells."""
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     if hi <= lo:
         return sign * h(float(grid[i]))
-    res = minimize_scalar(lambda s: sign * h(s), bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-12 * max(1.0, abs(hi))})
+    res = minimize_scalar(
+        lambda s: sign * h(s),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-12 * max(1.0, abs(hi))},
+    )
     return float(res.fun)
 
 
@@ -140,7 +144,7 @@ def robust_on_interval(
     *,
     n: int = 2001,
 ) -> bool:
-    """Whether ``(1 - sqrt(mu))^2 <= alpha h(x) <= (1 + sqrt(mu))^2`` for every ``x`` in ``[lo, hi]``.
+    """Whether ``(1 - sqrt(mu))^2 <= alpha h(x) <= (1 + sqrt(mu))^2`` for all ``x`` in ``[lo, hi]``.
 
     Uses :func:`curvature_range`; the comparison allows 8 ulps so that exact ties (the extreme
     curvatures on the region edges, as with Polyak's tuning) count as robust. A non-positive

@@ -10,20 +10,21 @@ With ``a = alpha h``, ``s = sqrt(mu)`` and the discriminant ``D = b^2 - 4 mu`` t
 
 * robust (complex roots, ``D < 0``): ``mu > 0`` and ``(1 - s)^2 < a < (1 + s)^2``; radius ``s``;
 * boundary (``D = 0``, ``mu >= 0``): a double root ``b / 2 = +-s`` (a Jordan block), radius ``s``;
-* lazy (``a < (1 - s)^2``) and over-step (``a > (1 + s)^2``): real roots, radius ``(|b| + sqrt(D)) / 2``;
+* lazy (``a < (1 - s)^2``) and over-step (``a > (1 + s)^2``): real roots, radius
+  ``(|b| + sqrt(D)) / 2``;
 * negative momentum (``mu < 0``): always real roots, same formula;
 * divergent: radius ``>= 1``, i.e. not (``|mu| < 1`` and ``0 < a < 2 (1 + mu)``).
 
 Numerics: for ``mu >= 0`` the discriminant is evaluated factored,
 ``D = ((1 - s)^2 - a) ((1 + s)^2 - a)`` with ``1 - s = (1 - mu) / (1 + s)``, so it carries a small
 *relative* error in each factor instead of the absolute ``eps b^2`` error of ``b^2 - 4 mu``; for
-``mu < 0`` both terms of ``b^2 + 4 |mu|`` are positive. The larger root is ``q = (b + sign(b) sqrt(D)) / 2``
-(no cancellation) and the smaller one ``mu / q`` (Vieta).
+``mu < 0`` both terms of ``b^2 + 4 |mu|`` are positive. The larger root is
+``q = (b + sign(b) sqrt(D)) / 2`` (no cancellation) and the smaller one ``mu / q`` (Vieta).
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -49,7 +50,7 @@ __all__ = [
 _BOUNDARY_ULPS = 8.0
 
 
-class Regime(str, Enum):
+class Regime(StrEnum):
     """Dynamical regime of heavy ball on one curvature direction."""
 
     ROBUST = "robust"
@@ -73,13 +74,13 @@ def _one_minus_sqrt(mu: FloatArray) -> FloatArray:
 
 
 def _edges(mu: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Robust-region edges ``(1 - sqrt(mu))^2`` and ``(1 + sqrt(mu))^2`` of ``alpha*h`` (``mu >= 0``)."""
+    """Edges ``(1 - sqrt(mu))^2`` and ``(1 + sqrt(mu))^2`` of ``alpha*h`` (``mu >= 0``)."""
     m = np.maximum(mu, 0.0)
     return _one_minus_sqrt(m) ** 2, (1.0 + np.sqrt(m)) ** 2
 
 
 def _discriminant(a: FloatArray, mu: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Return ``(b, D)`` with ``b = 1 + mu - a`` and ``D = b^2 - 4 mu`` (factored for ``mu >= 0``)."""
+    """Return ``(b, D)``: ``b = 1 + mu - a``, ``D = b^2 - 4 mu`` (factored for ``mu >= 0``)."""
     b = 1.0 + mu - a
     lo, hi = _edges(mu)
     d = np.where(mu >= 0.0, (lo - a) * (hi - a), b * b - 4.0 * mu)
@@ -154,8 +155,9 @@ def eigenvalues(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.com
 def spectral_radius(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> FloatArray:
     """Spectral radius of the heavy-ball operator in closed form, for every regime.
 
-    ``rho = sqrt(mu)`` when ``D = b^2 - 4 mu < 0`` (robust region), else ``rho = (|b| + sqrt(D)) / 2``
-    with ``b = 1 + mu - alpha h``. Zhang & Mitliagkas (arXiv 1706.03471), Lemma 1 / Eq. (5).
+    ``rho = sqrt(mu)`` when ``D = b^2 - 4 mu < 0`` (robust region), else
+    ``rho = (|b| + sqrt(D)) / 2`` with ``b = 1 + mu - alpha h``.
+    Zhang & Mitliagkas (arXiv 1706.03471), Lemma 1 / Eq. (5).
 
     Args:
         alpha: learning rate, ``> 0``.

@@ -8,15 +8,18 @@ surrogate ``mu D^2 + alpha^2 C`` subject to the robust-region constraints
 
     (1 - x)^3 = p x,   p = D^2 h_min^2 / (2 C),
 
-i.e. ``y^3 + p y + p = 0`` with ``y = x - 1``, which has one real root, in ``(-1, 0)`` for ``p > 0``.
+i.e. ``y^3 + p y + p = 0`` with ``y = x - 1``, which has one real root, in ``(-1, 0)`` for
+``p > 0``.
 
 Numerics. Vieta's substitution ``w^3 = (-p - sqrt(p^2 + 4 p^3 / 27)) / 2``, ``y = w - p / (3 w)`` is
 accurate to a few ulps for ``p <= 1`` (measured against a 60-digit reference), and it returns
-``1 - x = -y`` directly, which matters when ``x -> 1`` (``p -> 0``). For large ``p`` the two terms of
-``y`` cancel (``x ~ 1 / p``: float64 Vieta loses all digits by ``p ~ 1e11``), so for ``p > 1`` the root
-is found by Newton's method on ``g(x) = (1 - x)^3 - p x`` from ``x_0 = 1 / (p + 3)``: ``g`` is
-decreasing and convex on ``[0, 1]`` and ``g(x_0) (p + 3)^3 = 3 p + 8 > 0``, so the iterates increase
-monotonically to the root; they are kept inside the bracket ``[x_0, 1]`` (bisection otherwise).
+``1 - x = -y`` directly, which matters when ``x -> 1`` (``p -> 0``). For large ``p`` the two terms
+of ``y`` cancel (``x ~ 1 / p``: float64 Vieta loses all digits by ``p ~ 1e11``), so for ``p > 1``
+the root is found by Newton's method on ``g(x) = (1 - x)^3 - p x`` from ``x_0 = 1 / (p + 3)``:
+``g`` is decreasing and convex on ``[0, 1]`` and ``g(x_0) (p + 3)^3 = 3 p + 8 > 0``, so the
+iterates increase monotonically to the root; they are kept inside the bracket ``[x_0, 1]``
+(bisection otherwise). The Vieta formula is also written with ``p`` factored out of the square
+root, ``w^3 = -p (1 + sqrt(1 + 4 p / 27)) / 2``, so that ``p^2`` cannot underflow.
 """
 
 from __future__ import annotations
@@ -125,7 +128,8 @@ def singlestep(
     ``x`` solves ``(1 - x)^3 = p x`` with ``p = D^2 h_min^2 / (2 C)`` (``x = 0`` when ``C = 0``);
     ``mu = max(x^2, ((sqrt(kappa) - 1) / (sqrt(kappa) + 1))^2)`` with ``kappa = h_max / h_min``, and
     ``alpha = (1 - sqrt(mu))^2 / h_min``. When the dynamic-range bound is active, ``alpha`` equals
-    Polyak's ``4 / (sqrt(h_max) + sqrt(h_min))^2``. Zhang & Mitliagkas (arXiv 1706.03471), Eq. (15)-(16).
+    Polyak's ``4 / (sqrt(h_max) + sqrt(h_min))^2``.
+    Zhang & Mitliagkas (arXiv 1706.03471), Eq. (15)-(16).
 
     Args:
         grad_var: gradient variance ``C``, ``>= 0``.

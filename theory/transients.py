@@ -2,15 +2,16 @@
 
 On one curvature direction the error obeys ``e_{t+1} = b e_t - mu e_{t-1}`` with
 ``b = 1 + mu - alpha h``. With the roots ``z_1, z_2`` of ``z^2 - b z + mu`` and
-``U_k = (z_1^{k+1} - z_2^{k+1}) / (z_1 - z_2)`` (``U_{-1} = 0``, ``U_0 = 1``; ``(k+1) z^k`` for a double
-root) the closed form for powers of a 2x2 matrix gives ``A^t = [[U_t, -mu U_{t-1}], [U_{t-1}, -mu U_{t-2}]]``,
-hence, for a start ``e_0 = 1``, ``e_{-1} = c``:
+``U_k = (z_1^{k+1} - z_2^{k+1}) / (z_1 - z_2)`` (``U_{-1} = 0``, ``U_0 = 1``; ``(k+1) z^k`` for a
+double root) the closed form for powers of a 2x2 matrix gives
+``A^t = [[U_t, -mu U_{t-1}], [U_{t-1}, -mu U_{t-2}]]``, hence, for a start ``e_0 = 1``,
+``e_{-1} = c``:
 
     e_t = U_t - mu c U_{t-1}.
 
 Starts: *zero velocity* ``x_1 = x_0 - alpha f'(x_0)`` is ``c = 1``; the *matched* (Chebyshev) start
-``x_1 = x_0 - alpha / (1 + mu) f'(x_0)`` is ``c = 1 - alpha h / (1 + mu)`` (the virtual ``x_{-1}`` that
-produces that ``x_1``). Pedregosa et al., "A Hitchhiker's guide to momentum" (2023), Sec. 2-3.
+``x_1 = x_0 - alpha / (1 + mu) f'(x_0)`` is ``c = 1 - alpha h / (1 + mu)`` (the virtual ``x_{-1}``
+that produces that ``x_1``). Pedregosa et al., "A Hitchhiker's guide to momentum" (2023), Sec. 2-3.
 
 Numerics (no cancellation near the double root): with ``b`` replaced by ``|b|`` (``U_k`` picks up
 ``sign(b)^k``), complex roots use ``U_k = r^k sin((k+1) theta) / sin(theta)`` with
@@ -47,7 +48,7 @@ def _start_c(start: str, a: FloatArray, mu: FloatArray) -> FloatArray:
 
 
 def _gain(a: FloatArray, mu: FloatArray, c: FloatArray, t: NDArray[np.int64]) -> FloatArray:
-    """``|e_t|`` for broadcastable ``a = alpha h``, ``mu`` in ``(-1, 1)``, start ``c`` and ``t >= 0``."""
+    """``|e_t|`` for broadcastable ``a = alpha h``, ``mu`` in (-1, 1), start ``c``, ``t >= 0``."""
     b, d = _discriminant(a, mu)
     a, mu, c, t, b, d = np.broadcast_arrays(a, mu, c, t, b, d)
     sigma = np.where(b >= 0.0, 1.0, -1.0)
@@ -165,7 +166,7 @@ def _peak_one(
     t_turn = 0.0 if rho == 0.0 else 1.0 / -np.log(rho)
     peak, t_peak, t0 = -1.0, 0, 0
     while True:
-        stop = (t_max + 1) if t_max is not None else t0 + _CHUNK
+        stop = t0 + _CHUNK if t_max is None else min(t0 + _CHUNK, t_max + 1)
         t = np.arange(t0, stop, dtype=np.int64)
         g = _gain(a[:, None], np.float64(mu), c[:, None], t[None, :])
         col = np.max(g, axis=0)
@@ -174,7 +175,9 @@ def _peak_one(
             peak, t_peak = float(col[i]), int(t[i])
         t0 = stop
         if t_max is not None:
-            return peak, t_peak
+            if t0 > t_max:
+                return peak, t_peak
+            continue
         tail = rho ** (t0 - 1) * ((t0 + 1) * rho + c_abs * t0) if rho > 0.0 else 0.0
         if t0 >= t_turn and tail <= peak:
             return peak, t_peak
@@ -195,8 +198,8 @@ def peak_transient(
     """Largest error gain over steps ``t`` and curvatures in ``[h_min, h_max]`` (the peak effect).
 
     ``peak = max_t max_h |e_t(h)|`` with ``e_t`` from :func:`error_gain`. The curvatures are a
-    geometric grid of ``n_h`` points plus the robust-region edges ``(1 -+ sqrt(mu))^2 / alpha`` that lie
-    in the interval. Without ``t_max`` the scan runs until the tail bound
+    geometric grid of ``n_h`` points plus the robust-region edges ``(1 -+ sqrt(mu))^2 / alpha``
+    that lie in the interval. Without ``t_max`` the scan runs until the tail bound
     ``B(t) = rho^(t-1) ((t+1) rho + |mu c| t)`` (``|U_k| <= (k+1) rho^k``) falls below the
     peak found, so the maximum over all ``t`` is exact on the grid. With the zero-velocity start the
     peak grows roughly like ``sqrt(kappa)`` at Polyak's tuning (Hitchhiker's guide, Sec. 4).
@@ -233,6 +236,12 @@ def peak_transient(
     t_peak = np.empty(alpha.shape, dtype=np.int64)
     for idx in np.ndindex(alpha.shape):
         peak[idx], t_peak[idx] = _peak_one(
-            float(alpha[idx]), float(mu[idx]), float(h_min[idx]), float(h_max[idx]), start, t_max, n_h
+            float(alpha[idx]),
+            float(mu[idx]),
+            float(h_min[idx]),
+            float(h_max[idx]),
+            start,
+            t_max,
+            n_h,
         )
     return peak, t_peak

@@ -38,8 +38,10 @@ class TransientsConfig:
         kappas: condition numbers of the spectra ``[1, kappa]``.
         directions: curvatures per spectrum (geometric grid including both ends).
         steps: heavy-ball steps per run.
-        exact_rtol: allowed gap between simulated and closed-form gains, relative to the peak
-            (float64 rounding over ``steps`` steps amplified by the peak stays far below it).
+        exact_rtol: allowed gap between simulated and closed-form gains, relative to
+            ``max(1, peak)`` (float64 rounding over ``steps`` steps amplified by the peak stays far
+            below it), and the slack of the bound check (ratio where the bound exceeds it,
+            absolute below).
         peak_rtol: allowed relative gap between the measured peak (finite set of directions) and
             the theory peak (finer curvature grid).
         slope_range: accepted log-log slope of the zero-velocity peak against kappa (0.5 is
@@ -81,7 +83,7 @@ def run(cfg: TransientsConfig, seed: int) -> Record:
     starts = ("zero_velocity", "matched")
     sim_sup = {s: [] for s in starts}
     exact_err, peaks_meas, peaks_th, t_peaks, bound_ratio = [], [], [], [], []
-    alphas, mus = [], []
+    alphas, mus, below_abs = [], [], []
     key = jax.random.key(seed)
     with jax.enable_x64(True):
         for kappa in cfg.kappas:
@@ -98,13 +100,19 @@ def run(cfg: TransientsConfig, seed: int) -> Record:
             t_peaks.append(int(t_th))
             peaks_meas.append(float(sim_sup["zero_velocity"][-1].max()))
             bound = theory.chebyshev_bound(mu, t)
-            bound_ratio.append(float(np.max(sim_sup["matched"][-1] / bound)))
+            # Ratio where the bound is resolvable above float64 rounding of gains <= 1; beyond,
+            # the check is absolute: gain <= bound + exact_rtol.
+            seen = bound >= cfg.exact_rtol
+            matched = sim_sup["matched"][-1]
+            bound_ratio.append(float(np.max(matched[seen] / bound[seen])))
+            below_abs.append(bool(np.all(matched <= bound * (1 + cfg.exact_rtol) + cfg.exact_rtol)))
     bounds = np.stack([theory.chebyshev_bound(m, t) for m in mus])
     slope = float(np.polyfit(np.log(cfg.kappas), np.log(peaks_meas), 1)[0])
     peak_gap = float(np.max(np.abs(np.array(peaks_meas) / np.array(peaks_th) - 1.0)))
     checks = {
         "simulation_equals_closed_form": max(exact_err) <= cfg.exact_rtol,
-        "matched_start_below_chebyshev_bound": max(bound_ratio) <= 1.0 + cfg.exact_rtol,
+        "matched_start_below_chebyshev_bound": max(bound_ratio) <= 1.0 + cfg.exact_rtol
+        and all(below_abs),
         "zero_velocity_peak_above_1": min(peaks_meas) > 1.0,
         "peak_matches_theory": peak_gap <= cfg.peak_rtol,
         "peak_scales_like_sqrt_kappa": cfg.slope_range[0] <= slope <= cfg.slope_range[1],

@@ -49,8 +49,9 @@ _run_many = jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0)), static_argnums=0)
 def _mean_sem(a: jax.Array) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(a, dtype=np.float64)
     n = v.shape[0]
-    sem = np.std(v, axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(v.shape[1:], np.nan)
-    return v.mean(axis=0), sem
+    with np.errstate(invalid="ignore"):  # diverged runs record inf
+        sem = np.std(v, axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(v.shape[1:], np.nan)
+        return v.mean(axis=0), sem
 
 
 def async_ensemble(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from _fake_experiments import BROKEN, FAST, FakeConfig
@@ -14,6 +16,10 @@ from experiments import registry, reproduce
 from experiments.framework import Experiment, Record, figure, register, style, verdict
 from experiments.record import LazyArrays, to_jsonable
 from experiments.style import render
+
+
+class _Color(str, enum.Enum):  # noqa: UP042  (like theory.Regime)
+    RED = "red"
 
 
 @pytest.fixture
@@ -51,6 +57,9 @@ def test_to_jsonable_converts_numpy_and_non_finite() -> None:
     out = to_jsonable({"x": np.float32(1.5), "v": np.array([1.0, np.nan, -np.inf]), 3: (1, 2)})
     assert out == {"x": 1.5, "v": [1.0, None, "-inf"], "3": [1, 2]}
     assert to_jsonable(FakeConfig()) == {"n": 64, "scale": 1.0}
+    assert to_jsonable(jnp.arange(3.0)) == [0.0, 1.0, 2.0]
+    assert to_jsonable({"z": 1 + 2j, "e": _Color.RED}) == {"z": {"re": 1.0, "im": 2.0}, "e": "red"}
+    assert type(to_jsonable(_Color.RED)) is str
     with pytest.raises(ValueError, match="object"):
         to_jsonable(object())
 
@@ -115,6 +124,8 @@ def test_discover_imports_library_and_extra_modules(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(registry.EXTRA_ENV, "no_such_module_for_momlab")
     registry.discover()
     assert "no_such_module_for_momlab" in registry.import_errors()
+    with pytest.raises(ValueError, match=r"failed to import: .*no_such_module_for_momlab"):
+        registry.get("robust-region-typo")
 
 
 def test_run_experiment_writes_record_and_figures(tmp_path, clean_registry) -> None:

@@ -117,8 +117,9 @@ def test_peak_transient_of_polyak_tuning_matches_theory() -> None:
     assert peak > 1.5  # the peak effect is real at kappa = 100
 
 
-def _in_robust(alpha: float, mu: float, lo: float, hi: float) -> bool:
-    return bool(np.all(theory.regime(alpha, mu, np.linspace(lo, hi, 201)) == "robust"))
+def _in_robust(alpha: float, mu: float, lo: float, hi: float, *, closed: bool = False) -> bool:
+    allowed = ["robust", "boundary"] if closed else ["robust"]
+    return bool(np.all(np.isin(theory.regime(alpha, mu, np.linspace(lo, hi, 201)), allowed)))
 
 
 @pytest.mark.usefixtures("x64")
@@ -168,7 +169,8 @@ def test_lessard_counterexample_cycles_with_robust_curvature() -> None:
     alpha, mu = obj.meta("tuning")
     a_ref, mu_ref = theory.polyak_tuning(1.0, 25.0)
     assert (alpha, mu) == pytest.approx((float(a_ref), float(mu_ref)), rel=1e-12)
-    assert _in_robust(alpha, mu, *obj.curvature_range)
+    # Polyak's tuning puts h = 25 exactly on the edge alpha h = (1 + sqrt(mu))^2 (a double root)
+    assert _in_robust(alpha, mu, *obj.curvature_range, closed=True)
     tr = simulate(obj, hb(alpha, mu), 600, jax.random.key(0))
     x = tr.iterates[:, 0]
     # a limit cycle of period 3 (Lessard, Recht, Packard 2016, Sec. 4.6): no convergence at all
@@ -177,22 +179,25 @@ def test_lessard_counterexample_cycles_with_robust_curvature() -> None:
 
 
 @pytest.mark.usefixtures("x64")
-@pytest.mark.parametrize("noise", ["gaussian", "rademacher", "uniform"])
-def test_noise_floor_matches_stationary_loss(noise: str) -> None:
+@pytest.mark.parametrize(
+    ("noise", "seeds", "steps"), [("gaussian", 128, 3000), ("rademacher", 64, 2000), ("uniform", 64, 2000)]
+)
+def test_noise_floor_matches_stationary_loss(noise: str, seeds: int, steps: int) -> None:
     obj = noisy_quadratic_model(8, p=1.0, batch_size=2, noise=noise)
     h, c = nqm_spectrum(8, 1.0, 2)
     np.testing.assert_allclose(obj.spectrum, h, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(obj.params["noise_std"]) ** 2, c, rtol=1e-12)
     points = {"learning_rate": np.array([0.5, 0.2, 1.0]), "momentum": np.array([0.0, 0.5, 0.8])}
-    tr = sweep(hb, points, obj, 3000, jax.random.key(7), seeds=128, record_every=2,
+    tr = sweep(hb, points, obj, steps, jax.random.key(7), seeds=seeds, record_every=2,
                x0=np.zeros(8))
     for i in range(3):
         a, m = points["learning_rate"][i], points["momentum"][i]
         predicted = float(nqm_floor(a, m, h, c))
         # the slowest variance mode relaxes like rho^2 <= 0.995 per step: 1000 steps of burn-in
         mean, err = stationary_estimate(tr.losses[i], burn_in=500)
-        # 128 independent seeds x 2000 steps: the standard error is ~0.3%, far below the 2% band
-        assert err < 0.005 * predicted
+        # independent seeds x (steps - 1000) steps: the standard error is 0.3% (128 seeds, 2000
+        # stationary steps) to 0.6% (64 seeds, 1000 steps), well below the 2% band
+        assert err < 0.0075 * predicted
         assert mean == pytest.approx(predicted, rel=0.02)
         assert predicted == pytest.approx(float(np.sum(stationary_loss(a, m, h, c))), rel=1e-12)
 

@@ -107,7 +107,9 @@ def test_radius_is_sqrt_mu_in_robust_region_and_formula_outside() -> None:
     np.testing.assert_allclose(spectral_radius(alphas, mu, h), 0.9, rtol=1e-15)
     # gradient descent: |1 - alpha h|
     a = np.array([0.1, 0.5, 1.0, 1.5, 1.99, 2.5])
-    np.testing.assert_allclose(spectral_radius(a, 0.0, 1.0), np.abs(1.0 - a), rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(
+        spectral_radius(a, 0.0, 1.0), np.abs(1.0 - a), rtol=1e-15, atol=1e-16
+    )
 
 
 def test_broadcasting_and_shapes() -> None:
@@ -142,7 +144,9 @@ def test_regime_agrees_with_the_roots(p: tuple[float, float, float]) -> None:
 
 
 def test_regime_examples_cover_every_value() -> None:
-    got = regime([0.001, 0.25, 1.0, 2.2, 2.4, 3.0, 0.5], [0.25, 0.25, 0.25, 0.25, 0.25, 0.25, -0.3], 1.0)
+    got = regime(
+        [0.001, 0.25, 1.0, 2.2, 2.4, 3.0, 0.5], [0.25, 0.25, 0.25, 0.25, 0.25, 0.25, -0.3], 1.0
+    )
     # mu = 1/4: edges alpha h = 1/4 and 9/4 exactly, divergence at 5/2
     assert got.tolist() == [
         "lazy",
@@ -163,7 +167,9 @@ def test_jordan_boundary_grows_like_t_sqrt_mu_power() -> None:
     s = 0.5
     for t in (1, 5, 20, 60):
         exact_power = s**t * (t * a / s - (t - 1) * np.eye(2))
-        np.testing.assert_allclose(np.linalg.matrix_power(a, t), exact_power, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(
+            np.linalg.matrix_power(a, t), exact_power, rtol=1e-12, atol=1e-300
+        )
         assert np.linalg.norm(exact_power, 2) >= t * s ** (t - 1) * 0.5
 
 

@@ -70,31 +70,38 @@ def test_root_solves_the_cubic(log_p: float) -> None:
 def brute_force_argmin(p: float, lower: float = 0.0) -> float:
     """argmin over x in [lower, 1] of F(x) = 2 p x^2 + (1 - x)^4 (C = h_min = 1, D^2 = 2 p).
 
-    Stage 1: bounded Brent in s = log(x) on float64 values (argmin to ~ sqrt(eps) relative).
-    Stage 2: Brent on z in [-1, 1], x = x1 (1 + 1e-6 z), on F(x) - F(x1) evaluated at 60 digits;
-    near the minimum those differences are ~ F'' (x - x*)^2, representable in float64, so the
-    argmin is resolved to ~ sqrt(eps) in z, i.e. ~ 1e-14 relative in x.
+    Only objective values are used (bounded Brent, scipy), evaluated at 60 digits and returned
+    as a float64 difference from a reference value, so that the values near the minimum are
+    resolved although they differ from F(0) = 1 by only ~ 1/p:
+    stage 1 searches s = log(x) with reference F(0); its argmin is good to ~ sqrt(eps) relative.
+    Stage 2 (twice) searches z in [-1, 1], x = x1 (1 + 1e-4 z), with reference F(x1); there the
+    differences are ~ F'' (x - x1)^2 and the argmin is resolved to ~ 1e-14 relative.
     """
     floor = max(lower, 1e-16)
-
-    def f_log(s: float) -> float:
-        x = np.exp(s)
-        return 2 * p * x * x + (1 - x) ** 4
-
-    x1 = float(np.exp(minimize_scalar(f_log, bounds=(np.log(floor), 0.0), method="bounded",
-                                      options={"xatol": 1e-12}).x))
     with mp.workdps(60):
-        x1m = mp.mpf(x1)
-        f1 = 2 * p * x1m**2 + (1 - x1m) ** 4
+        pm = mp.mpf(p)
 
-        def f_z(z: float) -> float:
-            x = x1m * (1 + mp.mpf(z) * mp.mpf("1e-6"))
-            if x < lower:
-                return float("inf")
-            return float((2 * p * x**2 + (1 - x) ** 4 - f1) / f1)
+        def big_f(x: mp.mpf) -> mp.mpf:
+            return 2 * pm * x**2 + (1 - x) ** 4
 
-        z = minimize_scalar(f_z, bounds=(-1.0, 1.0), method="bounded", options={"xatol": 1e-12}).x
-        return float(x1m * (1 + mp.mpf(z) * mp.mpf("1e-6")))
+        def f_log(s: float) -> float:
+            return float(big_f(mp.exp(mp.mpf(s))) - 1)
+
+        opts = {"xatol": 1e-12}
+        res = minimize_scalar(f_log, bounds=(np.log(floor), 0.0), method="bounded", options=opts)
+        x1 = mp.exp(mp.mpf(res.x))
+        for _ in range(2):
+            f1 = big_f(x1)
+
+            def f_z(z: float, x1: mp.mpf = x1, f1: mp.mpf = f1) -> float:
+                x = x1 * (1 + mp.mpf(z) * mp.mpf("1e-4"))
+                if x < lower or x > 1:
+                    return float("inf")
+                return float((big_f(x) - f1) / f1)
+
+            z = minimize_scalar(f_z, bounds=(-1.0, 1.0), method="bounded", options=opts).x
+            x1 = x1 * (1 + mp.mpf(z) * mp.mpf("1e-4"))
+        return float(x1)
 
 
 @pytest.mark.parametrize("p", P_GRID[::2].tolist())

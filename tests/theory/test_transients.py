@@ -1,4 +1,4 @@
-"""Finite-step gains against matrix powers (float64 and 40-digit), the Chebyshev bound, simulation."""
+"""Finite-step gains against matrix powers (float64, 40 digits), the Chebyshev bound, simulation."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ STARTS = ["zero_velocity", "matched"]
 
 
 def start_state(start: str, a: float, mu: float) -> tuple[float, float]:
-    """(e_0, e_{-1}): x_{-1} = x_0 (zero velocity) or the x_{-1} that gives x_1 = x_0 - alpha/(1+mu) g."""
+    """(e_0, e_{-1}): zero velocity, or the x_{-1} that gives x_1 = x_0 - alpha g / (1 + mu)."""
     return (1.0, 1.0) if start == "zero_velocity" else (1.0, 1.0 - a / (1.0 + mu))
 
 
@@ -99,7 +99,9 @@ def test_gain_matches_numpy_matrix_power_on_a_grid(start: str) -> None:
 def test_gain_special_cases() -> None:
     # gradient descent: (1 - a)^t; matched equals zero velocity at mu = 0
     for start in STARTS:
-        np.testing.assert_allclose(error_gain(0.3, 0.0, 1.0, np.arange(6), start), 0.7 ** np.arange(6))
+        np.testing.assert_allclose(
+            error_gain(0.3, 0.0, 1.0, np.arange(6), start), 0.7 ** np.arange(6)
+        )
     # t = 0 and t = 1 directly; the double root 0 (mu = 0, alpha h = 1) dies after one step
     assert float(error_gain(1.0, 0.5, 1.3, 0)) == 1.0
     np.testing.assert_allclose(error_gain(0.2, 0.5, 1.0, 1), 0.8, rtol=1e-15)
@@ -131,7 +133,9 @@ def test_chebyshev_bound_is_attained_at_the_lazy_edge(mu: float, t: int) -> None
     assert abs(got - bound) <= (1e-12 + 4 * np.sqrt(EPS) * t) * bound + 1e-300
 
 
-def simulate_peak(alpha: float, mu: float, hs: np.ndarray, start: str, steps: int) -> tuple[float, int]:
+def simulate_peak(
+    alpha: float, mu: float, hs: np.ndarray, start: str, steps: int
+) -> tuple[float, int]:
     """Run heavy ball on every curvature in hs from x_0 = 1 and return (max |x_t|, argmax t)."""
     x_prev = np.ones_like(hs)
     x = np.ones_like(hs)
@@ -162,7 +166,11 @@ def test_peak_transient_matches_simulation(start: str, kappa: float, scale: floa
     # the same grid the docstring specifies: geometric points plus the region edges inside
     s = np.sqrt(mu)
     edges = np.array([(1 - s) ** 2, (1 + s) ** 2]) / alpha
-    hs = np.unique(np.concatenate([np.geomspace(h_min, h_max, n_h), edges[(edges >= h_min) & (edges <= h_max)]]))
+    hs = np.unique(
+        np.concatenate(
+            [np.geomspace(h_min, h_max, n_h), edges[(edges >= h_min) & (edges <= h_max)]]
+        )
+    )
     ref, t_ref = simulate_peak(alpha, mu, hs, start, steps=20 * int(np.sqrt(kappa)) + 200)
     np.testing.assert_allclose(peak, ref, rtol=1e-10)
     assert int(t_peak) == t_ref
@@ -188,6 +196,11 @@ def test_peak_transient_with_t_max_and_broadcasting() -> None:
     # an unstable setting has a finite peak on a finite horizon, growing with it
     p10, _ = peak_transient(0.5, 0.0, 1.0, 5.0, t_max=10)
     np.testing.assert_allclose(p10, 1.5**10, rtol=1e-12)
+    # a horizon longer than one scan chunk gives the same peak as the automatic stopping rule
+    alpha, mu = polyak_tuning(1.0, 1e4)
+    auto = peak_transient(alpha, mu, 1.0, 1e4, n_h=17)
+    fixed = peak_transient(alpha, mu, 1.0, 1e4, n_h=17, t_max=5000)
+    assert float(auto[0]) == float(fixed[0]) and int(auto[1]) == int(fixed[1])
 
 
 @pytest.mark.parametrize(

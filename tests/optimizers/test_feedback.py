@@ -1,0 +1,224 @@
+"""Total-momentum sensor and closed loop, with stale gradients produced by a loop written here."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from optimizers import logged_stats, momentum_feedback, momentum_sensor, yellowfin
+from optimizers.feedback import DEFAULT_GAIN, feedback_update, sensor_init
+
+D = 256
+CURV = np.geomspace(0.05, 1.0, D)
+HISTORY = 65  # iterates kept by the test's stale-gradient loop (staleness capped at 64)
+
+
+def run_stale_quadratic(opt, taus: np.ndarray, alpha_h: np.ndarray = CURV, seed: int = 0):
+    """Deterministic quadratic f = sum h_i x_i^2 / 2; step k gets the gradient at x_{k - tau_k}.
+
+    Before step 0 the iterate is x_0 (the start-up of the asynchrony model). Returns the logged
+    statistics of every step.
+    """
+    rng = np.random.default_rng(seed)
+    h = jnp.asarray(alpha_h, jnp.float32)
+    x0 = jnp.asarray(rng.standard_normal(h.shape[0]), jnp.float32)
+
+    def step(carry, tau):
+        x, hist, state, k = carry
+        hist = hist.at[k % HISTORY].set(x)
+        tau = jnp.minimum(tau, k)
+        g = h * hist[(k - tau) % HISTORY]
+        u, state = opt.update(g, state, x, staleness=tau)
+        return (x + u, hist, state, k + 1), logged_stats(state)
+
+    carry = (x0, jnp.zeros((HISTORY, h.shape[0])), opt.init(x0), 0)
+    _, stats = jax.jit(lambda c, t: jax.lax.scan(step, c, t))(carry, jnp.asarray(taus, jnp.int32))
+    return {k: np.asarray(v) for k, v in stats.items()}
+
+
+def geometric_staleness(workers: int, steps: int, seed: int = 1) -> np.ndarray:
+    """P(tau = l) = (1 - q) q^l, q = 1 - 1/M (asynchrony reference, queueing model)."""
+    rng = np.random.default_rng(seed)
+    return np.minimum(rng.geometric(1.0 / workers, steps) - 1, HISTORY - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sensor function
+# ---------------------------------------------------------------------------------------------
+
+
+def test_sensor_exact_on_heavy_ball_moves() -> None:
+    rng = np.random.default_rng(0)
+    d_prev = rng.standard_normal(1000)
+    g = rng.standard_normal(1000)
+    d_next = 0.83 * d_prev - 0.05 * g
+    assert float(momentum_sensor(d_next, d_prev, g, 0.05)) == pytest.approx(0.83, abs=1e-5)
+
+
+def test_sensor_median_ignores_tiny_denominators_and_outliers() -> None:
+    rng = np.random.default_rng(1)
+    d_prev = rng.standard_normal(101)
+    g = rng.standard_normal(101)
+    d_next = 0.5 * d_prev - 0.1 * g
+    d_prev[:10] = 1e-12  # excluded: below 1e-6 of the largest denominator
+    d_next[10:40] = 1e6  # 30 of 91 outliers: the median is still an exact ratio
+    out = float(momentum_sensor(d_next, d_prev, g, 0.1))
+    assert out == pytest.approx(0.5, abs=1e-5)
+
+
+def test_sensor_nan_when_no_denominator_left() -> None:
+    z = jnp.zeros(5)
+    assert np.isnan(float(momentum_sensor(z, z, jnp.ones(5), 0.1)))
+
+
+def test_sensor_sample_is_fixed_size_and_in_range() -> None:
+    params = {"a": jnp.zeros((100, 50)), "b": jnp.zeros(30)}
+    st = sensor_init(params, 64, 3, 0)
+    counts = [int(ix.shape[0]) for ix in st.indices]
+    assert sum(counts) == 64 and st.ring.shape == (5, 64)
+    leaves = jax.tree_util.tree_leaves(params)
+    for ix, leaf in zip(st.indices, leaves, strict=True):
+        if ix.shape[0]:  # a small leaf may get no sample (proportional allocation)
+            assert int(jnp.max(ix)) < leaf.size and int(jnp.min(ix)) >= 0
+    small = sensor_init(jnp.zeros(10), 64, 3, 0)
+    np.testing.assert_array_equal(np.asarray(small.indices[0]), np.arange(10))
+
+
+# ---------------------------------------------------------------------------------------------
+# Readings with a frozen controller (gain ~ 0): synchronous and geometric staleness
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("convention", ["algorithmic", "total"])
+@pytest.mark.parametrize("mu", [0.0, 0.6])
+def test_synchronous_sensor_reads_algorithmic_momentum(convention: str, mu: float) -> None:
+    opt = momentum_feedback(0.02, mu, gain=1e-9, sensor_convention=convention)
+    stats = run_stale_quadratic(opt, np.zeros(400, int))
+    # Heavy ball makes (d_next + alpha g) / d_prev = mu exactly; float32 rounding only.
+    np.testing.assert_allclose(stats["mu_hat"][5:], mu, atol=0.02)
+
+
+@pytest.mark.parametrize("workers", [4, 8])
+def test_stale_sensor_conventions(workers: int) -> None:
+    taus = geometric_staleness(workers, 1500)
+    # The algorithmic convention reads mu_algo = 0 up to a bias of order alpha*h*tau
+    # (alpha*h <= 0.02 here, mean tau = M - 1).
+    alg = momentum_feedback(0.02, 0.0, gain=1e-9, sensor_convention="algorithmic")
+    mh = run_stale_quadratic(alg, taus)["mu_hat"][200:]
+    assert abs(np.mean(mh)) < 0.02 * (workers - 1) * 0.5
+    # The total convention (step / M) recovers the implicit momentum 1 - 1/M.
+    tot = momentum_feedback(
+        0.02, 0.0, gain=1e-9, sensor_convention="total", effective_workers=workers
+    )
+    mh = run_stale_quadratic(tot, taus)["mu_hat"][200:]
+    assert np.mean(mh) == pytest.approx(1 - 1 / workers, abs=0.02)
+
+
+def test_staleness_beyond_ring_gives_no_reading() -> None:
+    opt = momentum_feedback(0.02, 0.5, gain=0.5, max_staleness=2, initial_momentum=0.2)
+    taus = np.full(50, 3)
+    stats = run_stale_quadratic(opt, taus)
+    # No valid reading ever: the controller holds mu_algo and mu_hat stays at its initial value.
+    np.testing.assert_allclose(stats["mu_algo"], 0.2, atol=1e-7)
+    np.testing.assert_allclose(stats["mu_hat"], 0.5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed loop
+# ---------------------------------------------------------------------------------------------
+
+
+def test_closed_loop_converges_under_staleness() -> None:
+    workers, target = 4, 0.9
+    opt = momentum_feedback(
+        0.02,
+        target,
+        initial_momentum=0.0,
+        sensor_convention="total",
+        effective_workers=workers,
+    )
+    stats = run_stale_quadratic(opt, geometric_staleness(workers, 4000))
+    assert np.mean(stats["mu_hat"][-1000:]) == pytest.approx(target, abs=0.01)
+    # First-order model: total = 1 - (1 - mu_algo)/M, so mu_algo -> 1 - M (1 - target) = 0.6.
+    assert np.mean(stats["mu_algo"][-1000:]) == pytest.approx(1 - workers * (1 - target), abs=0.05)
+    # Stability: no oscillation growing into the clip bounds.
+    assert np.all(stats["mu_algo"] > -0.9) and np.all(stats["mu_algo"] < 0.999)
+
+
+def test_synchronous_closed_loop_settles_on_target() -> None:
+    opt = momentum_feedback(0.02, 0.7, initial_momentum=0.1)
+    stats = run_stale_quadratic(opt, np.zeros(1500, int))
+    # e_{k+1} = (1 - gain) e_k: after 1500 steps at gain 0.02 the error is 0.6 * 0.98^1500 ~ 0.
+    assert stats["mu_algo"][-1] == pytest.approx(0.7, abs=1e-3)
+    assert stats["mu_hat"][-1] == pytest.approx(0.7, abs=1e-3)
+
+
+def _plant(gain: float, delay: int, steps: int = 3000) -> np.ndarray:
+    """Controller around the sensor model mu_hat_k = mu_algo_{k - delay} + b (b: implicit)."""
+    b, target = 0.3, 0.8
+    hist = [0.0] * (delay + 1)
+    errs = []
+    mu = jnp.float32(0.0)
+    for _ in range(steps):
+        mu_hat = hist[-(delay + 1)] + b
+        mu = feedback_update(mu, jnp.float32(target), jnp.float32(mu_hat), jnp.bool_(True), gain)
+        hist.append(float(mu))
+        errs.append(target - mu_hat)
+    return np.array(errs)
+
+
+@pytest.mark.parametrize("delay", [0, 15, 63])
+def test_default_gain_is_stable_for_delays(delay: int) -> None:
+    # e_{k+1} = e_k - gain e_{k-d} is stable iff gain < 2 sin(pi / (2 (2d + 1))).
+    assert DEFAULT_GAIN < 2 * math.sin(math.pi / (2 * (2 * delay + 1)))
+    errs = _plant(DEFAULT_GAIN, delay)
+    assert abs(errs[-1]) < 1e-3 and np.max(np.abs(errs[-200:])) < 1e-3
+
+
+def test_gain_beyond_the_delay_bound_oscillates() -> None:
+    # The argument of the docstring predicts instability at delay 15 for gain 0.15 > 0.101.
+    errs = _plant(0.15, 15, steps=600)
+    assert np.max(np.abs(errs[-100:])) > 0.1
+
+
+def test_yellowfin_closed_loop_tracks_singlestep_target() -> None:
+    # Two workers: while SingleStep's target is still tiny the total momentum 1 - (1 - mu)/2 cannot
+    # reach it even at mu_algo = -0.9 (clipped); once the target grows the loop catches up.
+    curv = np.geomspace(0.1, 10.0, D)
+    taus = geometric_staleness(2, 3000, seed=2)
+    opt = yellowfin(
+        learning_rate=0.01, closed_loop=True, sensor_convention="total", effective_workers=2
+    )
+    stats = run_stale_quadratic(opt, taus, alpha_h=curv)
+    err = stats["mu_target"] - stats["mu_hat"]
+    # Measured: mean |error| ~0.024 over the last 500 steps while the target moves 0.44 -> 0.70.
+    assert np.mean(np.abs(err[-500:])) < 0.05
+    # Asynchrony supplies momentum, so the algorithmic momentum sits well below the target.
+    assert np.mean(stats["mu_algo"][-500:]) < np.mean(stats["mu_target"][-500:]) - 0.2
+    assert np.all(stats["skipped"] == 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"gain": 0.0}, "gain"),
+        ({"gain": 1.5}, "gain"),
+        ({"sensor_convention": "x"}, "sensor_convention"),
+        ({"effective_workers": 0.0}, "effective_workers"),
+        ({"sensor_size": 0}, "sensor_size"),
+        ({"max_staleness": -1}, "max_staleness"),
+        ({"min_denominator": 1.0}, "min_denominator"),
+        ({"initial_momentum": 1.0}, "initial_momentum"),
+    ],
+)
+def test_invalid_hyperparameters(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        momentum_feedback(0.1, 0.5, **kwargs)
+    with pytest.raises(ValueError, match="target_momentum"):
+        momentum_feedback(0.1, 1.0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        momentum_feedback(-0.1, 0.5)
