@@ -1,7 +1,9 @@
 """The ``momlab`` command line.
 
-Command groups are added by the modules that own them; invalid input ends with a one-line message on
-stderr and exit status 2, never a traceback.
+``list``, ``run``, ``reproduce`` and ``report`` drive the experiment framework (see
+:mod:`experiments.reproduce` for the results layout); other command groups (``theory``) are added
+by the modules that own them. Invalid input ends with a one-line message on stderr and exit status
+2, never a traceback; an experiment that raised gives exit status 1.
 """
 
 from __future__ import annotations

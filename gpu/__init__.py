@@ -5,4 +5,41 @@ The same code runs on a GPU when JAX sees one and on the CPU otherwise.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from gpu.checkpoint import load_checkpoint, save_checkpoint
+from gpu.lr_sweep import SweepResult, sweep_learning_rates
+from gpu.rates import (
+    Coordinates,
+    RateReport,
+    gather_coordinates,
+    per_variable_rates,
+    sample_coordinates,
+)
+from gpu.stale import StalenessLaw, fixed, geometric, uniform
+from gpu.tasks import Task, classification_task, evaluate, language_model_task
+from gpu.train import TrainResult, TrainState, init_state, make_step, scan_steps, train
+
+__all__ = [
+    "Coordinates",
+    "RateReport",
+    "StalenessLaw",
+    "SweepResult",
+    "Task",
+    "TrainResult",
+    "TrainState",
+    "classification_task",
+    "evaluate",
+    "fixed",
+    "gather_coordinates",
+    "geometric",
+    "init_state",
+    "language_model_task",
+    "load_checkpoint",
+    "make_step",
+    "per_variable_rates",
+    "sample_coordinates",
+    "save_checkpoint",
+    "scan_steps",
+    "sweep_learning_rates",
+    "train",
+    "uniform",
+]

@@ -1,7 +1,8 @@
 """Atomic checkpoints of any pytree of arrays (params, optimizer state, step, key, history) as NPZ.
 
-The file holds the leaves in ``tree_util`` order plus a manifest of their shapes and dtypes; a restore
-needs a template of the same structure (the freshly initialised state) and checks it leaf by leaf.
+The file holds the leaves in ``tree_util`` order plus a manifest of their shapes and dtypes; a
+restore needs a template of the same structure (the freshly initialised state) and checks it
+leaf by leaf.
 Writes go to a temporary file in the same directory, which is then renamed over the target
 (``os.replace`` is atomic on POSIX), so an interrupted write never leaves a torn checkpoint.
 """
@@ -20,7 +21,9 @@ import numpy as np
 _MANIFEST = "__manifest__"
 
 
-def save_checkpoint(path: str | Path, tree: Any, extra: dict[str, np.ndarray] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, tree: Any, extra: dict[str, np.ndarray] | None = None
+) -> Path:
     """Write ``tree`` (and optional named host arrays ``extra``) to ``path`` atomically.
 
     Raises:

@@ -2,10 +2,10 @@
 
 MoMo's robustness experiment (Schaipp et al., arXiv 2305.07583, Sec. 6) trains one model at a decade
 grid of learning rates and compares the final validation scores. Here the optimizer is built with
-``optax.inject_hyperparams`` so the learning rate is an array in the optimizer state; the states of
-``G`` learning rates are stacked and one ``jax.vmap`` of the training step advances all of them on the
-same batches (common random numbers: the runs differ only by the learning rate). ``max_parallel``
-bounds ``G`` where memory is short; groups then run one after another.
+``optax.inject_hyperparams`` so the learning rate is an array in the optimizer state; the states
+of ``G`` learning rates are stacked and one ``jax.vmap`` of the training step advances all of them
+on the same batches (common random numbers: the runs differ only by the learning rate).
+``max_parallel`` bounds ``G`` where memory is short; groups then run one after another.
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def sweep_learning_rates(
 
     Args:
         model: the initial model (every run starts from these parameters).
-        make_tx: optimizer factory with a ``lr_name`` keyword (``optax.adam``, ``optax.contrib.momo``,
-            ``optimizers.momo``, ...); other arguments bound with ``functools.partial``.
+        make_tx: optimizer factory with a ``lr_name`` keyword (``optax.adam``,
+            ``optax.contrib.momo``, ``optimizers.momo``, ...); bind other arguments with
+            ``functools.partial``.
         learning_rates: positive grid.
         task: data and sampler.
         steps: steps per run.

@@ -1,4 +1,4 @@
-"""Per-variable convergence rates (YellowFin, Zhang & Mitliagkas, arXiv 1706.03471, Sec. 3.1/Fig. 3).
+"""Per-variable convergence rates (YellowFin, Zhang & Mitliagkas, arXiv 1706.03471, Sec. 3.1).
 
 In the robust region heavy-ball momentum contracts every direction at rate ``sqrt(mu)``. On a real
 network the paper tracks single scalar variables with a fixed ``mu`` and a tuned learning rate and
@@ -9,9 +9,9 @@ plots ``|x_{i,t} - x_i^ref| / |x_{i,0} - x_i^ref|`` against ``sqrt(mu)^t``. The 
    rows after appending the final parameters).
 2. Reference point: the mean of the last ``tail`` recorded values, ``x_i^ref = mean_{t > T - tail}
    x_{i,t}`` (the end of a long run, averaged to damp the final noise).
-3. Normalised distance ``r_{i,t} = |x_{i,t} - x_i^ref| / |x_{i,0} - x_i^ref|`` and its upper envelope
-   ``e_{i,t} = max_{s >= t} r_{i,s}`` (removes the oscillation of complex eigenvalues; for
-   ``r_t = rho^t |cos(theta t + phi)|`` the envelope runs through the peaks, which lie on ``rho^t``).
+3. Normalised distance ``r_{i,t} = |x_{i,t} - x_i^ref| / |x_{i,0} - x_i^ref|`` and its upper
+   envelope ``e_{i,t} = max_{s >= t} r_{i,s}`` (removes the oscillation of complex eigenvalues;
+   for ``r_t = rho^t |cos(theta t + phi)|`` the envelope runs through the peaks, on ``rho^t``).
 4. Rate ``rho_i = exp(slope)`` of the least-squares line through ``log e_{i,t}`` for ``t`` in
    ``[0, t_i)``, ``t_i`` the first step with ``e_{i,t} < floor`` or the start of the tail.
 5. A variable *follows* ``sqrt(mu)`` when ``|log rho_i - log sqrt(mu)| <= rel_tol |log sqrt(mu)|``.
@@ -59,7 +59,10 @@ def gather_coordinates(params: Any, coords: Coordinates) -> jax.Array:
     """The values of ``coords`` in ``params`` as a float32 vector of length K (traceable)."""
     leaves = jax.tree_util.tree_leaves(params)
     return jnp.stack(
-        [leaves[i].reshape(-1)[j].astype(jnp.float32) for i, j in zip(coords.leaf, coords.flat)]
+        [
+            leaves[i].reshape(-1)[j].astype(jnp.float32)
+            for i, j in zip(coords.leaf, coords.flat, strict=True)
+        ]
     )
 
 

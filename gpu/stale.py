@@ -9,9 +9,9 @@ clipped to ``min(tau_t, t)``.
 
 Staleness laws (sampled here, in JAX, from an explicit key):
 
-- ``geometric(M)``: ``P(tau = l) = (1 - q) q^l``, ``q = 1 - 1/M``, mean ``M - 1`` -- the queueing model
-  of M workers with exponential compute times (paper, Sec. 3). Its support is unbounded; delays above
-  ``max_tau`` are set to ``max_tau`` (default: the smallest ``max_tau`` with tail mass
+- ``geometric(M)``: ``P(tau = l) = (1 - q) q^l``, ``q = 1 - 1/M``, mean ``M - 1`` -- the queueing
+  model of M workers with exponential compute times (paper, Sec. 3). Its support is unbounded;
+  delays above ``max_tau`` are set to ``max_tau`` (default: the smallest ``max_tau`` with tail mass
   ``q^(max_tau + 1) <= 1e-4``).
 - ``fixed(tau)``: round-robin workers, every gradient ``tau`` steps old.
 - ``uniform(max_tau)``: ``tau`` uniform on ``{0, ..., max_tau}``.

@@ -54,8 +54,9 @@ def _check_int(name: str, value: int, lo: int, hi: int) -> int:
 def classification_task(ds: Dataset, batch_size: int = 128) -> Task:
     """Mini-batches drawn without replacement within an epoch.
 
-    Epoch ``e = step // (n // batch_size)`` uses the permutation ``permutation(fold_in(key, e), n)``;
-    the step takes its ``step % (n // batch_size)``-th slice of ``batch_size`` indices.
+    Epoch ``e = step // (n // batch_size)`` uses the permutation
+    ``permutation(fold_in(key, e), n)``; the step takes its ``step % (n // batch_size)``-th slice
+    of ``batch_size`` indices.
     """
     n = len(ds.y_train)
     B = _check_int("batch_size", batch_size, 1, n)
@@ -102,8 +103,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.
 def forward_loss(
     graphdef: nnx.GraphDef, params: Any, rest: Any, batch: Batch
 ) -> tuple[jax.Array, tuple[jax.Array, Any]]:
-    """Loss of the model ``merge(graphdef, params, rest)`` on ``batch``; also returns the accuracy and
-    the updated non-parameter state (BatchNorm statistics)."""
+    """Loss of the model ``merge(graphdef, params, rest)`` on ``batch``; also returns the accuracy
+    and the updated non-parameter state (BatchNorm statistics)."""
     # copy=True: fresh Variables at this trace level, so BatchNorm may update them under jax.grad
     model = nnx.merge(graphdef, params, rest, copy=True)
     loss, acc = cross_entropy(model(batch[0]), batch[1])

@@ -93,11 +93,12 @@ def init_state(
 ) -> tuple[Any, TrainState]:
     """Split ``model`` and build the initial state (arrays are copied: the model stays usable)."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    params, rest = jax.tree_util.tree_map(jnp.array, (params, rest))
     opt_state = tx.init(params)
     key = jax.random.key_data(jax.random.key(seed))
     buffer = () if staleness is None else _stale.init_buffer(params, staleness)
-    return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32), key, buffer)
+    state = TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32), key, buffer)
+    # fresh buffers for every leaf: the state is donated, and initialisers may share constants
+    return graphdef, jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), state)
 
 
 def make_step(
@@ -122,7 +123,9 @@ def make_step(
             at = state.params
         else:
             tau = staleness.sample(jax.random.fold_in(jax.random.fold_in(key, 1), t))
-            buffer, at, tau = _stale.push_and_read(buffer, state.params, t, tau, staleness.buffer_size)
+            buffer, at, tau = _stale.push_and_read(
+                buffer, state.params, t, tau, staleness.buffer_size
+            )
             metrics["tau"] = tau
             if pass_staleness:
                 extra["staleness"] = tau
@@ -141,7 +144,10 @@ def make_step(
     return step
 
 
-def _scan_fn(step: Callable) -> Callable:
+def scan_steps(step: Callable) -> Callable:
+    """``jit(run)`` with ``run(state, data, length) -> (state, stacked metrics)``: ``length`` steps
+    in one ``lax.scan`` (``length`` static, the state donated)."""
+
     def run(state: TrainState, data: Any, length: int):
         return jax.lax.scan(lambda s, _: step(s, data), state, None, length=length)
 
@@ -185,7 +191,8 @@ def train(
         steps: total number of steps of the run.
         seed: seed of the batch (and staleness) key; the model's initialisation is the caller's.
         chunk: steps per jitted ``lax.scan`` call (one host sync per chunk).
-        eval_every: evaluate on the test split every this many steps and at the end (None: end only).
+        eval_every: evaluate on the test split every this many steps and at the end
+            (None: at the end only).
         eval_batch_stats: evaluate BatchNorm with batch statistics instead of running averages.
         staleness: emulate asynchronous workers with this delay law (see :mod:`gpu.stale`).
         pass_staleness: also pass ``staleness=tau`` to the optimizer.
@@ -221,17 +228,26 @@ def train(
         state = jax.tree_util.tree_map(jnp.asarray, state)
         history = {k[2:]: [v] for k, v in extra.items() if k.startswith("m_")}
         if "evals" in extra:
-            evals = [dict(zip(("step", "test_loss", "test_accuracy"), map(float, r))) for r in extra["evals"]]
+            evals = [
+                dict(zip(("step", "test_loss", "test_accuracy"), map(float, r), strict=True))
+                for r in extra["evals"]
+            ]
             for e in evals:
                 e["step"] = int(e["step"])
     egraph = graphdef if eval_batch_stats else eval_graphdef(graphdef, state.params, state.rest)
-    run = _scan_fn(make_step(graphdef, txe, task, staleness=staleness, pass_staleness=pass_staleness, track=track))
+    run = scan_steps(
+        make_step(
+            graphdef, txe, task, staleness=staleness, pass_staleness=pass_staleness, track=track
+        )
+    )
 
     def save() -> None:
         if ckpt is None:
             return
         extra = {f"m_{k}": np.concatenate(v) for k, v in history.items()}
-        extra["evals"] = np.array([[e["step"], e["test_loss"], e["test_accuracy"]] for e in evals]).reshape(-1, 3)
+        extra["evals"] = np.array(
+            [[e["step"], e["test_loss"], e["test_accuracy"]] for e in evals]
+        ).reshape(-1, 3)
         save_checkpoint(ckpt, state, extra)
 
     def do_eval(at: int) -> None:
@@ -282,5 +298,10 @@ def train(
         done,
         stopped,
         time.perf_counter() - t0,
-        {"task": task.name, "data_checksum": task.checksum, "seed": seed, "device": str(jax.devices()[0])},
+        {
+            "task": task.name,
+            "data_checksum": task.checksum,
+            "seed": seed,
+            "device": str(jax.devices()[0]),
+        },
     )

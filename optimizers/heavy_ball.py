@@ -107,7 +107,7 @@ def heavy_ball(
         alpha = _value(learning_rate, state.count, dt)
         mu = _value(momentum, state.count, dt)
         grads = jax.tree_util.tree_map(lambda g: g.astype(dt), updates)
-        if weight_decay != 0.0:
+        if not (isinstance(weight_decay, int | float) and weight_decay == 0.0):
             if params is None:
                 raise ValueError("heavy_ball with weight_decay needs params in update()")
             grads = jax.tree_util.tree_map(

@@ -100,9 +100,11 @@ def momo(
     moves the parameters (a transformation chained after MoMo, projections, bfloat16 rounding of
     the parameter write) at the price of one parameter-sized buffer.
 
-    Without weight decay only ``||d_k||^2`` is reduced per step (``<d, x>`` is needed only for
-    ``lambda > 0``); a non-finite gradient or loss is detected through ``||d_k||^2`` and ``f_k``
-    (a gradient so large that ``||d_k||^2`` overflows is skipped too).
+    Cost: one reduction per step, ``||d_k||^2`` (the new ``d_k`` is fused into it, never stored
+    twice); with weight decay also ``<g_k, x_k>``, since ``<d_k, x_k>`` follows the same
+    recursion as ``u_k``. A non-finite gradient or loss is detected through ``||d_k||^2`` and
+    ``f_k`` (a gradient so large that ``||d_k||^2`` overflows is skipped too); a skipped step
+    leaves the parameters and the state as they were and counts in ``skipped``.
 
     Differences from ``optax.contrib.momo``: that version forms ``h_k`` directly (float32
     cancellation), applies weight decay as ``x / c - tau d`` instead of the paper's

@@ -10,14 +10,15 @@ import optax
 
 from optimizers._common import (
     check_scalar,
-    guard_nonfinite,
     require_params,
     require_value,
     stat_dtype,
 )
 from optimizers.momo_core import (
     check_common,
+    ema_tree,
     is_zero,
+    keep_if_skipped,
     model_step,
     shrink_factor,
     tree_dot,
@@ -34,6 +35,7 @@ class MomoAdamState(NamedTuple):
         fbar: EMA of the batch losses (started at 0).
         u: ``u_k = <d_k, x_k> - gamma_k`` from the cancellation-free recursion.
         du: ``<d_k, x_{k+1} - x_k>`` of the update returned at the last step.
+        dx: ``<d_k, x_k>`` (tracked only with weight decay, by the same recursion).
         lower_bound: the lower bound in use (MoMo*'s estimate when adapted).
         learning_rate: ``alpha_k`` of the last step.
         step_size: ``tau_k`` of the last step.
@@ -48,6 +50,7 @@ class MomoAdamState(NamedTuple):
     fbar: jax.Array
     u: jax.Array
     du: jax.Array
+    dx: jax.Array
     lower_bound: jax.Array
     learning_rate: jax.Array
     step_size: jax.Array
@@ -147,6 +150,7 @@ def momo_adam(
             fbar=zero(),
             u=zero(),
             du=zero(),
+            dx=zero(),
             lower_bound=jnp.asarray(lower_bound, sd),
             learning_rate=zero(),
             step_size=zero(),
@@ -178,17 +182,26 @@ def momo_adam(
         alpha = jnp.asarray(alpha, sd)
         epsilon = jnp.asarray(eps, sd)
 
-        def ema(old: jax.Array, new: jax.Array, b: jax.Array) -> jax.Array:
-            return b.astype(old.dtype) * old + (1 - b).astype(old.dtype) * new
+        inv_bc2 = 1.0 / bc2
+        # eps as a value known only at run time (0 * k is not folded for floats): XLA's CPU
+        # reduction fusion takes a scalar operand, not a materialised broadcast of a constant.
+        eps_runtime = epsilon + 0.0 * k
 
-        d = jax.tree_util.tree_map(lambda m, g: ema(m, g.astype(m.dtype), beta1), state.d, updates)
-        v = jax.tree_util.tree_map(
-            lambda s, g: ema(s, jnp.square(g.astype(s.dtype)), beta2), state.v, updates
-        )
-        # P d = D^{-1} d, recomputed in the update so that it need not be stored.
-        precond = jax.tree_util.tree_map(
-            lambda m, s: m / (jnp.sqrt(s / bc2.astype(s.dtype)) + epsilon.astype(s.dtype)), d, v
-        )
+        def precondition(m: jax.Array, s: jax.Array) -> jax.Array:
+            return m / (jnp.sqrt(s / bc2.astype(s.dtype)) + epsilon.astype(s.dtype))
+
+        def precondition_in_reduction(m: jax.Array, s: jax.Array) -> jax.Array:
+            # The same D^{-1} m written with other scalar operands, so that XLA does not share a
+            # materialised parameter-sized broadcast of eps or bc2 between this reduction and the
+            # update pass (a 40 MB temporary per 1e7 parameters on CPU).
+            return m / (jnp.sqrt(s * inv_bc2.astype(s.dtype)) + eps_runtime.astype(s.dtype))
+
+        # d_k, v_k and D_k^{-1} d_k enter only the reduction here; the stored moments are recomputed
+        # in the guarded update pass below, so no parameter-sized temporary is materialised.
+        d = ema_tree(state.d, updates, beta1)
+        g_sq = jax.tree_util.tree_map(lambda g: jnp.square(g.astype(wide(g.dtype))), updates)
+        v = ema_tree(state.v, g_sq, beta2)
+        dd = tree_dot(d, jax.tree_util.tree_map(precondition_in_reduction, d, v), sd)
         fbar = beta1 * state.fbar + (1 - beta1) * f
         if track_params:
             moved = jax.tree_util.tree_map(
@@ -200,8 +213,12 @@ def momo_adam(
         else:
             increment = state.du
         u = beta1 * (state.u + increment)
-        dd = tree_dot(d, precond, sd)
-        dx = jnp.zeros((), sd) if is_zero(weight_decay) else tree_dot(d, params, sd)
+        if is_zero(weight_decay):
+            dx = jnp.zeros((), sd)
+        else:
+            # <d_k, x_k> by the same recursion as u_k: only <g_k, x_k> is reduced.
+            dx = beta1 * (state.dx + increment) + (1 - beta1) * tree_dot(updates, params, sd)
+        ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
         wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
         step = model_step(
             alpha=alpha,
@@ -215,21 +232,33 @@ def momo_adam(
             adapt=adapt_lower_bound,
         )
         shrink, inv_c = shrink_factor(alpha, wd)
-        scale = step.tau * inv_c
+        # A skipped step (not ok) keeps d, v and moves nothing: scale = shrink = 0, finite D^{-1} d.
+        scale = jnp.where(ok, step.tau * inv_c, 0.0)
+        shrink = None if shrink is None else jnp.where(ok, shrink, 0.0)
+        d_kept = ema_tree(state.d, updates, beta1, ok)
+        # Squared after the guard's select (not the g^2 above), so that XLA does not materialise
+        # one g^2 shared by the reduction and this update.
+        g_kept = jax.tree_util.tree_map(
+            lambda g: jnp.where(ok, g.astype(wide(g.dtype)), jnp.zeros((), wide(g.dtype))), updates
+        )
+        v_kept = ema_tree(
+            state.v, jax.tree_util.tree_map(jnp.square, g_kept), jnp.where(ok, beta2, 1.0)
+        )
 
-        def direction(q: jax.Array, x: jax.Array) -> jax.Array:
-            out = -scale.astype(q.dtype) * q
+        def direction(m: jax.Array, s: jax.Array, x: jax.Array) -> jax.Array:
+            out = -scale.astype(m.dtype) * precondition(m, s)
             if shrink is not None:
-                out = out - shrink.astype(q.dtype) * x.astype(q.dtype)
+                out = out - shrink.astype(m.dtype) * x.astype(m.dtype)
             return out.astype(x.dtype)
 
-        new_updates = jax.tree_util.tree_map(direction, precond, params)
+        new_updates = jax.tree_util.tree_map(direction, d_kept, v_kept, params)
         new_state = MomoAdamState(
-            d=d,
-            v=v,
+            d=d_kept,
+            v=v_kept,
             fbar=fbar,
             u=u,
             du=step.increment,
+            dx=dx,
             lower_bound=step.lower_bound_next,
             learning_rate=alpha,
             step_size=step.tau,
@@ -238,7 +267,6 @@ def momo_adam(
             skipped=state.skipped,
             prev_params=params if track_params else None,
         )
-        ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
-        return guard_nonfinite(ok, new_updates, new_state, state, params)
+        return new_updates, keep_if_skipped(ok, new_state, state, guarded=("d", "v"))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -166,4 +166,3 @@ def keep_if_skipped(ok: jax.Array, new_state: Any, old_state: Any, guarded: tupl
             fields[name] = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
     fields["skipped"] = old_state.skipped + jnp.where(ok, 0, 1).astype(jnp.int32)
     return type(new_state)(**fields)
-

@@ -105,7 +105,8 @@ def single_step(
     """SingleStep momentum and learning rate (YellowFin, Sec. 3.1, eq. SingleStep).
 
     With the official eps guards: p = (D + eps)^2 (h_min + eps)^2 / (2 (C + eps)),
-    dr = max((h_max + eps) / (h_min + eps), 1 + eps), sqrt(mu) = max(x, (sqrt(dr) - 1)/(sqrt(dr) + 1)),
+    dr = max((h_max + eps) / (h_min + eps), 1 + eps),
+    sqrt(mu) = max(x, (sqrt(dr) - 1) / (sqrt(dr) + 1)),
     alpha = (1 - sqrt(mu))^2 / (h_min + eps). ``1 - sqrt(mu)`` is taken from the solver (or as
     2 / (sqrt(dr) + 1) on the robust-region bound), never by subtraction near 1.
 

@@ -1,4 +1,4 @@
-"""YellowFin: momentum SGD with learning rate and momentum re-tuned every step, optionally closed-loop.
+"""YellowFin: momentum SGD with lr and momentum re-tuned every step, optionally closed-loop.
 
 Zhang & Mitliagkas, "YellowFin and the Art of Momentum Tuning" (arXiv 1706.03471, SysML 2019),
 Algorithm 1 (tuner), Sec. 3.1 (SingleStep), Sec. 3.2 (oracles), Sec. 4 (closed loop), following the
@@ -26,6 +26,10 @@ from optimizers.feedback import (
 )
 from optimizers.singlestep_jax import single_step
 from optimizers.yellowfin_oracles import OracleState, oracle_init, oracle_update
+
+# Integer hyper-parameters that shape arrays: pass them as ``static_args`` to
+# ``optax.inject_hyperparams(yellowfin, static_args=YELLOWFIN_STATIC_ARGS)``.
+YELLOWFIN_STATIC_ARGS = ("curv_window", "sensor_size", "max_staleness", "sensor_key")
 
 # Official stat_protect_fac: the gradient norm is clipped to sqrt(100 h_max) = 10 sqrt(h_max) before
 # it is measured (from the third step on).
@@ -271,13 +275,15 @@ def yellowfin(
         t = state.count
         tree = jax.tree_util.tree_map
         grads = tree(lambda g: g.astype(dt), updates)
-        if weight_decay != 0.0:
+        if not (isinstance(weight_decay, int | float) and weight_decay == 0.0):
             if params is None:
                 raise ValueError("yellowfin with weight_decay needs params in update()")
             wd = tree(lambda p: weight_decay * p.astype(dt), params)
         else:
             wd = None
-        measured = tree(jnp.add, grads, wd) if (wd is not None and stats_see_weight_decay) else grads
+        measured = (
+            tree(jnp.add, grads, wd) if (wd is not None and stats_see_weight_decay) else grads
+        )
 
         raw_sq = tree_sq_norm(measured, dt)
         raw_norm = jnp.sqrt(raw_sq)

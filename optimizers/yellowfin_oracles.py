@@ -66,9 +66,12 @@ def debias_factor(count: jax.Array, beta: float, zero_debias: bool, dtype: jnp.d
     """d_t = 1 - beta^(t+1) (1 when debiasing is off)."""
     if not zero_debias:
         return jnp.ones((), dtype)
-    if beta == 0.0:
-        return jnp.ones((), dtype)
-    log_beta = jnp.asarray(math.log(beta), dtype)
+    # Python floats: log in float64 first (keeps (1 - beta) and d_t consistent to 1e-7);
+    # injected (traced) beta: log in the statistics dtype. beta = 0 gives log 0 = -inf, d_t = 1.
+    if isinstance(beta, int | float):
+        log_beta = jnp.asarray(math.log(beta) if beta > 0 else -math.inf, dtype)
+    else:
+        log_beta = jnp.log(jnp.asarray(beta, dtype))
     return -jnp.expm1((count + 1).astype(dtype) * log_beta)
 
 
@@ -100,7 +103,7 @@ def oracle_update(
     """
     dt = grad_norm_sq.dtype
     b = jnp.asarray(beta, dt)
-    one_minus_b = jnp.asarray(1.0 - beta, dt)
+    one_minus_b = 1 - b if not isinstance(beta, int | float) else jnp.asarray(1.0 - beta, dt)
     d = debias_factor(count, beta, zero_debias, dt)
     w = state.curv_win.shape[0]
 

@@ -16,7 +16,8 @@ class RateEstimate(NamedTuple):
     """A linear rate ``rate`` (per step) with its standard error and the window it was fitted on.
 
     Fields are scalars for one series, arrays for a batch of series (``start``/``stop`` are record
-    indices, ``stop`` exclusive; ``rate`` is NaN where fewer than ``min_points`` points were usable).
+    indices, ``stop`` exclusive; ``rate`` is NaN where fewer than ``min_points`` points were
+    usable).
     """
 
     rate: np.ndarray | float
@@ -54,8 +55,9 @@ def measure_rate(
 
     Usable points: finite, positive, above ``rel_floor * max(distance)`` (the precision floor, by
     default ``1e3 * eps`` of the dtype) and before the first point that is not. The window of each
-    series is ``[start, stop)`` within its usable prefix; by default it starts at
-    ``max(ceil(10 sqrt(kappa)), end // 2)`` (``end`` = usable length) and stops at ``end``.
+    series is ``[start, stop)`` within its usable prefix; by default it starts at the later of
+    record ``end // 2`` (``end`` = usable length) and the first record ``10 sqrt(kappa)`` steps
+    after the first, and stops at ``end``.
 
     Uncertainty: the residuals of the fit oscillate (complex eigenvalues) and are correlated, so
     the standard error is a delete-one-block jackknife over ``blocks`` contiguous blocks of the
@@ -110,7 +112,9 @@ def measure_rate(
     if stop is not None:
         end = np.minimum(end, stop)
     if start is None:
-        lo = np.maximum(end // 2, math.ceil(10 * math.sqrt(kappa)) if kappa else 0)
+        # 10 sqrt(kappa) is a number of steps: convert it to a record index
+        first = int(np.searchsorted(t, t[0] + 10.0 * math.sqrt(kappa))) if kappa else 0
+        lo = np.maximum(end // 2, first)
     else:
         lo = np.full_like(end, start)
     idx = np.arange(n)
@@ -195,7 +199,7 @@ def stationary_estimate(values: ArrayLike, burn_in: int) -> tuple[float, float]:
     (:func:`integrated_autocorrelation_time`).
 
     Args:
-        values: ``(R,)`` or ``(seeds, R)`` (e.g. ``Trajectory.losses``); must be finite after burn-in.
+        values: ``(R,)`` or ``(seeds, R)`` (e.g. ``Trajectory.losses``), finite after burn-in.
         burn_in: records dropped at the start, in ``[0, R - 2]``.
 
     Returns:

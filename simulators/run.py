@@ -32,7 +32,7 @@ class Trajectory(NamedTuple):
         losses: exact loss ``f(x_t)`` at each record (``inf`` after divergence), ``(..., R)``.
         distances: ``||x_t - x*||`` at each record (``inf`` after divergence), ``(..., R)``.
         iterates: recorded coordinates of ``x_t``, ``(..., R, k)`` (frozen after divergence).
-        stats: the optimizer's logged statistics (:func:`optimizers.logged_stats`), each ``(..., R)``.
+        stats: the optimizer's logged statistics (:func:`optimizers.logged_stats`), ``(..., R)``.
         diverged: whether the run diverged, ``(...)``.
         diverged_at: first step at which it diverged, ``-1`` if it did not, ``(...)``.
     """

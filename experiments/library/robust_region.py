@@ -156,7 +156,7 @@ def plot(record: Record) -> Figure:
     fig, (left, right) = figure(ncols=2)
     a, mu = arr["map_a"], arr["map_mu"]
     mesh = left.pcolormesh(
-        a, mu, arr["map_rho"], vmin=0.0, vmax=1.0, shading="auto", cmap="viridis"
+        a, mu, arr["map_rho"], vmin=0.0, vmax=1.0, shading="auto", cmap="viridis", rasterized=True
     )
     fig.colorbar(mesh, ax=left, label="spectral radius")
     m = np.linspace(0.0, 0.99, 200)

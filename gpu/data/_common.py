@@ -75,8 +75,10 @@ def check_subset(name: str, value: int | None, available: int) -> int:
     """Validate an optional subset size in ``[1, available]``; ``None`` means everything."""
     if value is None:
         return available
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not (
-        1 <= value <= available
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not (1 <= value <= available)
     ):
         raise ValueError(f"{name} must be an integer in [1, {available}] or None (got {value!r})")
     return int(value)

@@ -10,7 +10,12 @@ import numpy as np
 from gpu.data._common import Dataset, check_subset
 
 _LAYOUT = {
-    10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
+    10: (
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        b"labels",
+    ),
     100: ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
 }
 
@@ -19,7 +24,8 @@ def _hint(variant: int) -> str:
     folder = _LAYOUT[variant][0]
     return (
         f"CIFAR-{variant} is never downloaded: fetch the python version (folder {folder}) from "
-        "https://www.cs.toronto.edu/~kriz/cifar.html once, unpack it, and pass its directory as root"
+        "https://www.cs.toronto.edu/~kriz/cifar.html once, unpack it, "
+        "and pass its directory as root"
     )
 
 
@@ -58,7 +64,9 @@ def load_cifar(
         base = base / folder
     missing = [f for f in train_files + test_files if not (base / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"CIFAR-{variant} batches {missing} not found in {base}: {_hint(variant)}")
+        raise FileNotFoundError(
+            f"CIFAR-{variant} batches {missing} not found in {base}: {_hint(variant)}"
+        )
     parts = {
         split: [_read_batch(base / f, label_key) for f in files]
         for split, files in (("train", train_files), ("test", test_files))

@@ -42,13 +42,17 @@ def parse_idx(raw: bytes) -> np.ndarray:
     offset = 4 + 4 * ndim
     if len(raw) - offset != count * dtype.itemsize:
         raise ValueError(f"raw holds {len(raw) - offset} data bytes, IDX header says {count}")
-    return np.frombuffer(raw, dtype, count=count, offset=offset).reshape(dims).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype, count=count, offset=offset)
+        .reshape(dims)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def load_fashion_mnist(
     root: str | Path | None = None, *, n_train: int | None = None, n_test: int | None = None
 ) -> Dataset:
-    """Load Fashion-MNIST: 60000 train and 10000 test 28x28 images in [0, 1], shape ``(N, 28, 28, 1)``.
+    """Load Fashion-MNIST: 60000 train, 10000 test 28x28 images in [0, 1], shape ``(N, 28, 28, 1)``.
 
     The split is the original one; ``n_train``/``n_test`` keep the first examples of each (a fixed
     subset for quick runs).
@@ -60,7 +64,9 @@ def load_fashion_mnist(
     base = DEFAULT_ROOT if root is None else Path(root)
     missing = [name for name in FILES.values() if not (base / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"Fashion-MNIST not found in {base} (missing {missing}): {INSTALL_HINT}")
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found in {base} (missing {missing}): {INSTALL_HINT}"
+        )
     arrays = {k: parse_idx(gzip.decompress((base / f).read_bytes())) for k, f in FILES.items()}
     ntr = check_subset("n_train", n_train, len(arrays["y_train"]))
     nte = check_subset("n_test", n_test, len(arrays["y_test"]))

@@ -94,7 +94,7 @@ def load_text(path: str | Path | None = None, *, test_fraction: float = 0.1) -> 
     vocab = tuple(sorted(set(text)))
     lookup = {c: i for i, c in enumerate(vocab)}
     ids = np.fromiter((lookup[c] for c in text), dtype=np.int32, count=len(text))
-    split = int(round(len(ids) * (1.0 - test_fraction)))
+    split = round(len(ids) * (1.0 - test_fraction))
     if split < 2 or len(ids) - split < 2:
         raise ValueError(f"path {source} holds {len(ids)} characters: too short to split")
     train, test = ids[:split], ids[split:]

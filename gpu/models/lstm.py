@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 
 class CharLSTM(nnx.Module):
-    """Embedding, ``num_layers`` stacked LSTMs (``nnx.OptimizedLSTMCell`` scanned by ``nnx.RNN``) and
-    a linear read-out giving next-character logits of shape ``(batch, time, vocab_size)``.
+    """Embedding, ``num_layers`` stacked LSTMs (``nnx.OptimizedLSTMCell`` scanned by ``nnx.RNN``)
+    and a linear read-out giving next-character logits of shape ``(batch, time, vocab_size)``.
 
     Example:
         >>> from flax import nnx
@@ -34,7 +36,7 @@ class CharLSTM(nnx.Module):
         sizes = [embed] + [hidden] * num_layers
         self.layers = nnx.List(
             nnx.RNN(nnx.OptimizedLSTMCell(a, b, rngs=rngs), rngs=False)
-            for a, b in zip(sizes[:-1], sizes[1:])
+            for a, b in itertools.pairwise(sizes)
         )
         self.head = nnx.Linear(hidden, vocab_size, rngs=rngs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -25,7 +26,7 @@ class MLP(nnx.Module):
                 f"(got {in_features}, {tuple(hidden)}, {num_classes})"
             )
         sizes = [in_features, *hidden]
-        self.layers = nnx.List(nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nnx.List(nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes))
         self.head = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -1,4 +1,4 @@
-"""Asynchronous SGD/momentum simulators: exact event-driven parameter server and fast staleness laws.
+"""Asynchronous SGD simulators: exact event-driven parameter server and fast staleness laws.
 
 Mitliagkas, Zhang, Hadjis, Ré, "Asynchrony begets momentum, with an application to deep learning"
 (arXiv 1605.09774). Exact mode simulates the ``M``-worker parameter server event by event (schedule

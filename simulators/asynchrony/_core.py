@@ -55,7 +55,7 @@ class AsyncTrajectory(NamedTuple):
 
 
 class _ById:
-    """Hashable-by-identity holder, so that objectives and optimizers can be static jit arguments."""
+    """Hashable-by-identity holder: objectives and optimizers become static jit arguments."""
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj

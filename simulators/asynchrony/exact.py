@@ -1,10 +1,11 @@
 """Exact asynchronous simulation: event-driven parameter server, then one jitted scan.
 
-The schedule of updates (who writes when, and which model version each gradient was computed on)
-comes from :func:`simulators.asynchrony.schedule.worker_schedule`; the updates themselves are applied
-by the scan of :mod:`simulators.asynchrony._core` with a ring buffer just long enough for the largest
-staleness of the schedule, so no staleness is ever truncated. This reproduces the parameter-server
-model of Mitliagkas et al. (arXiv 1605.09774, Section 3) with any optax optimizer at the server.
+The schedule of updates (who writes when, and which model version each gradient was computed
+on) comes from :func:`simulators.asynchrony.schedule.worker_schedule`; the updates themselves are
+applied by the scan of :mod:`simulators.asynchrony._core` with a ring buffer just long enough for
+the largest staleness of the schedule, so no staleness is ever truncated. This reproduces the
+parameter-server model of Mitliagkas et al. (arXiv 1605.09774, Section 3) with any optax optimizer
+at the server.
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def simulate_async_exact(
 ) -> AsyncTrajectory:
     """Run ``steps`` worker-updates of an ``n_workers`` parameter server on ``objective``.
 
-    Update ``n`` applies ``optimizer`` to the gradient evaluated at the model version that its worker
-    read, ``w_{n - tau_n}`` (arXiv 1605.09774, Eq. (1)); the staleness ``tau_n`` follows from the
-    exact event schedule (exponential or deterministic compute times, equal or heterogeneous rates).
+    Update ``n`` applies ``optimizer`` to the gradient evaluated at the model version that its
+    worker read, ``w_{n - tau_n}`` (arXiv 1605.09774, Eq. (1)); the staleness ``tau_n`` follows
+    from the exact event schedule (exponential or deterministic compute times, equal or
+    heterogeneous rates).
 
     Args:
         objective: has ``x_star``, ``x0``, ``loss(x, key=None)`` and ``value_and_grad(x, key=None)``

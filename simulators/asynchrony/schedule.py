@@ -102,7 +102,7 @@ def worker_schedule(
     m, n = int(n_workers), int(n_updates)
     r = _check_rates(m, rates)
     share = r / r.sum()
-    # Enough completions per worker to cover the first n arrivals with high probability; grown if not.
+    # Enough completions per worker to cover the first n arrivals (extended below if not).
     per = np.ceil(n * share * 1.1 + 6.0 * np.sqrt(n * share) + 8.0).astype(np.int64)
     k = int(per.max())
     finish = np.zeros((m, 0))

@@ -5,9 +5,9 @@ have, per coordinate ``i``,
 
     mu_hat_i = (x_{s+1,i} - x_{s,i} + a * g_i) / (x_{s,i} - x_{s-1,i}),
 
-and takes the median over coordinates (``optimizers.momentum_sensor``). Here it is read on every step
-of a recorded trajectory. Which gradient and which step size ``a`` enter the numerator decides what
-is measured:
+and takes the median over coordinates (``optimizers.momentum_sensor``). Here it is read on every
+step of a recorded trajectory. Which gradient and which step size ``a`` enter the numerator
+decides what is measured:
 
 * the gradient applied at step ``s`` with the algorithm's step size: reads the algorithmic momentum
   (exactly, up to rounding, for heavy ball / SGD with momentum, synchronous or not);

@@ -40,7 +40,7 @@ class StalenessLaw:
 
     @property
     def max_lag(self) -> int:
-        """Largest staleness the law can produce (the ring buffer keeps ``max_lag + 1`` iterates)."""
+        """Largest staleness of the law (the ring buffer keeps ``max_lag + 1`` iterates)."""
         return len(self.probs) - 1
 
     def pmf(self, lag: np.ndarray | int) -> np.ndarray:
@@ -83,7 +83,9 @@ def _check_int(name: str, value: object, lo: int) -> int:
     return int(value)
 
 
-def geometric(n_workers: int, *, max_lag: int | None = None, tail: float = _DEFAULT_TAIL) -> StalenessLaw:
+def geometric(
+    n_workers: int, *, max_lag: int | None = None, tail: float = _DEFAULT_TAIL
+) -> StalenessLaw:
     """Geometric staleness of ``M`` exponential workers, ``P(tau = l) = (1/M) (1 - 1/M)^l``.
 
     Mean ``M - 1`` (arXiv 1605.09774, Section 3). Truncated at ``max_lag`` (tail mass moved onto

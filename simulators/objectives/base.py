@@ -171,7 +171,12 @@ def info_pairs(**entries: Any) -> tuple[tuple[str, Any], ...]:
 
 
 def minibatch_mean(
-    sample_loss: SampleLossFn, params: Mapping[str, Any], x: jax.Array, key: jax.Array, n: int, b: int
+    sample_loss: SampleLossFn,
+    params: Mapping[str, Any],
+    x: jax.Array,
+    key: jax.Array,
+    n: int,
+    b: int,
 ) -> jax.Array:
     """Mean of ``b`` per-sample losses, indices drawn uniformly with replacement from ``key``."""
     idx = jax.random.randint(key, (b,), 0, n)

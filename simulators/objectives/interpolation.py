@@ -125,8 +125,8 @@ def separable_logistic(
     A unit direction ``w`` and Gaussian features are drawn from ``np.random.default_rng(seed)``;
     labels are ``y_i = sign(a_i^T w)`` and each feature is pushed by ``margin`` along ``y_i w``, so
     every sample has margin ``y_i a_i^T w >= margin``. The data interpolate: ``f(t w) -> 0`` as
-    ``t -> inf`` for every sample, so ``f* = 0`` is the exact infimum (the right ``lb`` for MoMo) but
-    it is not attained. ``x_star`` is set to the separating direction ``w`` (metadata
+    ``t -> inf`` for every sample, so ``f* = 0`` is the exact infimum (the right ``lb`` for MoMo)
+    but it is not attained. ``x_star`` is set to the separating direction ``w`` (metadata
     ``minimiser_attained = False``): distances to it are not distances to a minimiser.
 
     Args:

@@ -198,7 +198,7 @@ def stitched_nonconvex_1d(
 
 
 def separable(objective_1d: Objective, dim: int, *, x0: ArrayLike | None = None) -> Objective:
-    """``F(x) = sum_i f(x_i)`` for a 1-D objective ``f``: minimiser ``(x*, ..., x*)``, ``F* = dim f*``.
+    """Separable sum ``F(x) = sum_i f(x_i)``: minimiser ``(x*, ..., x*)``, ``F* = dim f*``.
 
     The generalised curvature of every coordinate is that of ``f``, so the curvature range is the
     same; heavy ball acts coordinate-wise.
@@ -222,9 +222,7 @@ def separable(objective_1d: Objective, dim: int, *, x0: ArrayLike | None = None)
     x01 = float(np.asarray(objective_1d.x0)[0])
     xs = np.full(dim, xs1)
     start = (
-        xs1 + (x01 - xs1) * np.linspace(1.0, 0.1, dim)
-        if x0 is None
-        else as_vector("x0", x0, dim)
+        xs1 + (x01 - xs1) * np.linspace(1.0, 0.1, dim) if x0 is None else as_vector("x0", x0, dim)
     )
     inner = objective_1d
 
@@ -280,7 +278,7 @@ def lessard_counterexample(x0: float = 3.3) -> Objective:
 
 
 def rosenbrock(dim: int = 2, *, x0: ArrayLike | None = None) -> Objective:
-    """Rosenbrock's function ``sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2``, ``x* = 1``, ``f* = 0``.
+    """Rosenbrock ``sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2``, ``x* = 1``, ``f* = 0``.
 
     Args:
         dim: >= 2.
@@ -291,9 +289,7 @@ def rosenbrock(dim: int = 2, *, x0: ArrayLike | None = None) -> Objective:
         0.0
     """
     dim = check_positive_int("dim", dim, minimum=2)
-    start = (
-        np.where(np.arange(dim) % 2 == 0, -1.2, 1.0) if x0 is None else as_vector("x0", x0, dim)
-    )
+    start = np.where(np.arange(dim) % 2 == 0, -1.2, 1.0) if x0 is None else as_vector("x0", x0, dim)
 
     def loss_fn(p: dict[str, Any], x: jax.Array, key: jax.Array | None) -> jax.Array:
         return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)

@@ -37,7 +37,7 @@ def _unit_noise(kind: str, key: jax.Array, shape: tuple[int, ...], dtype: Any) -
 
 
 def random_rotation(dim: int, seed: int) -> np.ndarray:
-    """Haar-distributed orthogonal matrix from ``np.random.default_rng(seed)`` (QR with sign fix)."""
+    """Haar-distributed orthogonal matrix from ``np.random.default_rng(seed)`` (signed QR)."""
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     return q * np.sign(np.diag(r))

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 import math
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -70,6 +71,10 @@ def test_record_round_trip(tmp_path) -> None:
     assert path.name == "record.json"
     json.loads(path.read_text())  # strict JSON: NaN/inf were converted
     assert not list((tmp_path / "r").glob("*.tmp")), "temporary files must not survive"
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("record.json", "arrays.npz"):  # same mode as a file written with open()
+        assert (tmp_path / "r" / name).stat().st_mode & 0o777 == 0o666 & ~umask
     back = Record.load(tmp_path / "r")
     assert isinstance(back.arrays, LazyArrays) and not back.arrays.loaded
     assert sorted(back.arrays) == ["a", "b"]

@@ -25,5 +25,5 @@ def mlp(seed: int = 0, hidden: tuple[int, ...] = (16,)) -> MLP:
 def leaves_equal(a: object, b: object) -> bool:
     la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     return len(la) == len(lb) and all(
-        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb)
+        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb, strict=True)
     )

@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from gpu.data import load_text
-from gpu.models import MLP, CharLSTM, ResNet
+from gpu.models import MLP, CharLSTM, ResNet, init_model
 from gpu.tasks import language_model_task
 from gpu.train import train
 from tests.gpu._helpers import digits_task
@@ -33,7 +33,7 @@ def _resnet_params(depth: int, width: int, cin: int, classes: int) -> int:
     c = width
     for stage in range(3):
         out = width * 2**stage
-        for i in range(n):
+        for _ in range(n):
             total += 9 * c * out + 2 * out + 9 * out * out + 2 * out
             if c != out:
                 total += c * out + 2 * out
@@ -77,7 +77,7 @@ def test_model_validation(build, match: str) -> None:
 
 
 def test_resnet_trains_and_batchnorm_statistics_move() -> None:
-    net = ResNet(depth=8, width=4, num_classes=10, in_channels=1, rngs=nnx.Rngs(0))
+    net = init_model(lambda r: ResNet(depth=8, width=4, num_classes=10, in_channels=1, rngs=r), 0)
     r = train(net, optax.adam(1e-2), digits_task(), steps=40, chunk=40)
     loss = r.metrics["loss"]
     assert loss[-5:].mean() < 0.7 * loss[:5].mean()
@@ -85,6 +85,11 @@ def test_resnet_trains_and_batchnorm_statistics_move() -> None:
     # momentum 0.9 running averages have moved away from their (0, 1) initialisation
     assert float(np.abs(np.asarray(trained.stem_bn.mean[...])).max()) > 1e-3
     assert r.evals[-1]["test_accuracy"] > 0.3  # running-average evaluation after 40 steps
+
+
+def test_init_model_validates_seed() -> None:
+    with pytest.raises(ValueError, match="seed"):
+        init_model(lambda r: MLP(4, (), 2, rngs=r), -1)
 
 
 def test_char_lstm_trains() -> None:

@@ -37,7 +37,14 @@ def test_checkpoint_resume_is_bitwise_identical(tmp_path: Path) -> None:
     full = train(mlp(), tx, task, steps=40, chunk=10, eval_every=20)
     calls = []
     part = train(
-        mlp(), tx, task, steps=40, chunk=10, eval_every=20, checkpoint_dir=tmp_path, step_budget=20,
+        mlp(),
+        tx,
+        task,
+        steps=40,
+        chunk=10,
+        eval_every=20,
+        checkpoint_dir=tmp_path,
+        step_budget=20,
         progress=lambda s, n, m: calls.append((s, n)),
     )
     assert part.stopped == "step_budget" and part.steps_done == 20
@@ -64,8 +71,12 @@ def test_nonfinite_loss_stops_the_run() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"steps": 0}, "steps"), ({"steps": 5, "chunk": 0}, "chunk"),
-     ({"steps": 5, "time_budget_s": 0.0}, "time_budget_s"), ({"steps": 5, "step_budget": -1}, "step_budget")],
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": 5, "chunk": 0}, "chunk"),
+        ({"steps": 5, "time_budget_s": 0.0}, "time_budget_s"),
+        ({"steps": 5, "step_budget": -1}, "step_budget"),
+    ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -117,7 +128,11 @@ def test_stale_gradients_match_a_plain_reference_loop(law: stale.StalenessLaw) -
         history.append(jax.tree_util.tree_map(lambda p, g: p - lr * g, history[t], g))
     if law.kind == "fixed":
         np.testing.assert_array_equal(r.metrics["tau"], np.minimum(np.arange(steps), 3))
-    for a, b in zip(jax.tree_util.tree_leaves(r.state.params), jax.tree_util.tree_leaves(history[-1])):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(r.state.params),
+        jax.tree_util.tree_leaves(history[-1]),
+        strict=True,
+    ):
         # float32 sums in a different fusion order: a few ulps per step over 12 steps
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -145,8 +160,12 @@ def test_geometric_staleness_law() -> None:
 
 @pytest.mark.parametrize(
     ("call", "match"),
-    [(lambda: stale.geometric(0), "workers"), (lambda: stale.fixed(-1), "tau"),
-     (lambda: stale.uniform(1.5), "max_tau"), (lambda: stale.geometric(4, max_tau=-2), "max_tau")],
+    [
+        (lambda: stale.geometric(0), "workers"),
+        (lambda: stale.fixed(-1), "tau"),
+        (lambda: stale.uniform(1.5), "max_tau"),
+        (lambda: stale.geometric(4, max_tau=-2), "max_tau"),
+    ],
 )
 def test_staleness_validation(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,4 @@
-"""heavy_ball: the exact Polyak recursion, checked against float64 NumPy and the 2x2 transfer matrix."""
+"""heavy_ball: the exact Polyak recursion against float64 NumPy and the 2x2 transfer matrix."""
 
 from __future__ import annotations
 

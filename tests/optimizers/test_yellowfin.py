@@ -253,7 +253,8 @@ def test_step_zero_uses_constructor_values() -> None:
 
 def test_loss_scale_leaves_mu_and_scales_lr() -> None:
     # Multiplying the loss by c multiplies h by c^2, C by c^2 and D by 1/c: mu is unchanged and
-    # alpha scales by 1/c^2 (reference/yellowfin.md). Gradient norms ~1 keep every eps guard below 1e-5 relative.
+    # alpha scales by 1/c^2 (reference/yellowfin.md). Gradient norms ~1 keep every eps guard
+    # below 1e-5 relative.
     grads = _gradient_stream(60, seed=7)
     c = 10.0
     runs = []

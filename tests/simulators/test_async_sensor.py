@@ -1,4 +1,4 @@
-"""Total-momentum sensor on recorded trajectories, synchronous and asynchronous, and the closed loop.
+"""Total-momentum sensor on recorded trajectories (synchronous, asynchronous) and the closed loop.
 
 YellowFin (arXiv 1706.03471, Sec. 4): synchronously the sensor reads the algorithmic momentum; under
 M-worker geometric staleness, with the step alpha/M in the numerator and the gradient at the current

@@ -9,7 +9,6 @@ import pytest
 from scipy import integrate
 
 import theory
-from theory.noise_floor import nqm_spectrum
 from simulators.objectives import (
     Objective,
     interpolating_least_squares,
@@ -22,6 +21,7 @@ from simulators.objectives import (
     smooth_nonconvex_1d,
     stitched_nonconvex_1d,
 )
+from theory.noise_floor import nqm_spectrum
 
 
 @pytest.fixture
@@ -76,8 +76,13 @@ def test_noisy_quadratic_model_matches_theory_spectrum() -> None:
 
 @pytest.mark.usefixtures("x64")
 @pytest.mark.parametrize(
-    "obj", [smooth_nonconvex_1d(), smooth_nonconvex_1d(2.0, 5.0, 3.0, 0.1, x_star=1.5),
-            stitched_nonconvex_1d(), stitched_nonconvex_1d(0.5, 3.0, 2.5, x_star=-1.0)]
+    "obj",
+    [
+        smooth_nonconvex_1d(),
+        smooth_nonconvex_1d(2.0, 5.0, 3.0, 0.1, x_star=1.5),
+        stitched_nonconvex_1d(),
+        stitched_nonconvex_1d(0.5, 3.0, 2.5, x_star=-1.0),
+    ],
 )
 def test_toy_loss_integrates_its_gradient_and_curvature_range_is_exact(obj: Objective) -> None:
     xs = float(obj.x_star[0])
@@ -141,13 +146,16 @@ def test_interpolating_least_squares_interpolates_and_samples_minibatches() -> N
     xs = jnp.asarray(obj.x_star)
     per = np.asarray(jax.vmap(lambda i: obj.sample_loss(xs, i))(jnp.arange(30)))
     assert np.all(per < 1e-25)
-    hess = np.asarray(jax.hessian(obj.loss)(xs))
-    np.testing.assert_allclose(np.linalg.eigvalsh(hess)[[0, -1]],
-                               [obj.meta("strong_convexity"), obj.meta("smoothness")], rtol=1e-10)
+    hess = np.asarray(jax.jit(jax.hessian(obj.loss))(xs))
+    np.testing.assert_allclose(
+        np.linalg.eigvalsh(hess)[[0, -1]],
+        [obj.meta("strong_convexity"), obj.meta("smoothness")],
+        rtol=1e-10,
+    )
     x = jnp.ones(6)
     # the minibatch loss is an unbiased estimate of the full loss
     keys = jax.random.split(jax.random.key(3), 4000)
-    batch = np.asarray(jax.vmap(lambda k: obj.loss(x, k))(keys))
+    batch = np.asarray(jax.jit(jax.vmap(lambda k: obj.loss(x, k)))(keys))
     full = float(obj.loss(x))
     assert abs(batch.mean() - full) < 5 * batch.std() / np.sqrt(4000)
 

@@ -41,7 +41,9 @@ def test_simulate_matches_numpy_heavy_ball(make) -> None:
     ref = numpy_heavy_ball(h, np.asarray(obj.params["q"]), np.asarray(obj.x0), 0.3, 0.6, 40)
     np.testing.assert_allclose(tr.iterates, ref, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(tr.distances, np.linalg.norm(ref, axis=1), rtol=1e-12)
-    losses = 0.5 * np.einsum("ti,ij,tj->t", ref, obj.params["q"] @ np.diag(h) @ obj.params["q"].T, ref)
+    losses = 0.5 * np.einsum(
+        "ti,ij,tj->t", ref, obj.params["q"] @ np.diag(h) @ obj.params["q"].T, ref
+    )
     np.testing.assert_allclose(tr.losses, losses, rtol=1e-12, atol=1e-300)
     assert not tr.diverged and tr.diverged_at == -1
     np.testing.assert_array_equal(tr.steps, np.arange(41))
@@ -151,11 +153,22 @@ def test_bad_run_arguments(kwargs, name: str) -> None:
 def test_bad_sweep_arguments() -> None:
     obj = quadratic([1.0, 2.0])
     with pytest.raises(ValueError, match="seeds"):
-        sweep(heavy_ball, {"learning_rate": [0.1], "momentum": [0.5]}, obj, 5, jax.random.key(0),
-              seeds=0)
+        sweep(
+            heavy_ball,
+            {"learning_rate": [0.1], "momentum": [0.5]},
+            obj,
+            5,
+            jax.random.key(0),
+            seeds=0,
+        )
     with pytest.raises(ValueError, match="grid"):
-        sweep(heavy_ball, {"learning_rate": [0.1, 0.2], "momentum": [0.5, 0.6, 0.7]}, obj, 5,
-              jax.random.key(0))
+        sweep(
+            heavy_ball,
+            {"learning_rate": [0.1, 0.2], "momentum": [0.5, 0.6, 0.7]},
+            obj,
+            5,
+            jax.random.key(0),
+        )
     with pytest.raises(ValueError, match="grid"):
         sweep(heavy_ball, {}, obj, 5, jax.random.key(0))
     with pytest.raises(ValueError, match="learning_rate"):
