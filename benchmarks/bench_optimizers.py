@@ -6,12 +6,13 @@ and 1e7 parameters and the parameter pytree of a ResNet-20 (CIFAR-10 shapes, 0.2
 momo, momo_adam, yellowfin, yellowfin closed-loop); an optimizer that cannot be built or imported is
 recorded as missing with the reason.
 
-Method: all optimizers of a problem are timed in interleaved rounds (so that a slow period of a
-shared machine hits every optimizer alike); a round runs ``steps`` donated steps back to back and
-blocks once at the end, so the host never waits inside the timed loop; the first call (compile) and
-one warm-up round are excluded. Reported: the median over rounds of the time per step, and its ratio
-to sgd+momentum's median of the same run. Results are merged into
-``benchmarks/results/optimizers.json`` under the platform's key (cpu/gpu), written atomically.
+Method: all optimizers of a problem are timed in interleaved rounds, in an order rotated every
+round (so that a slow period of a shared machine hits every optimizer alike); a round runs
+``steps`` donated steps back to back and blocks once at the end, so the host never waits inside the
+timed loop; the first call (compile) and one warm-up round are excluded. Reported: the median over
+rounds of the time per step, and its ratio to sgd+momentum's median of the same run. Results are
+merged into ``benchmarks/results/optimizers.json`` under the platform's key (cpu/gpu), written
+atomically.
 """
 
 from __future__ import annotations
@@ -147,8 +148,11 @@ def time_problem(
         except Exception as err:  # recorded, not hidden: the JSON says why it is missing
             out[name] = {"missing": f"{type(err).__name__}: {err}"[:300]}
     times: dict[str, list[float]] = {name: [] for name in live}
+    names = list(live)
     for r in range(rounds + 1):  # round 0 is the warm-up
-        for name, slot in live.items():
+        # Rotate the order every round so that no optimizer always runs first or after the same one.
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            slot = live[name]
             step, params, state = slot
             t0 = time.perf_counter()
             for _ in range(steps):
@@ -180,6 +184,7 @@ def write_atomic(path: Path, payload: dict) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, sort_keys=True)
             fh.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

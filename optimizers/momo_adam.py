@@ -92,6 +92,9 @@ def momo_adam(
     (exact when the returned update is applied as is; ``track_params=True`` measures it from a
     stored copy of the parameters instead).
 
+    Cost: one reduction per step, ``<d_k, D_k^{-1} d_k>``, into which the new moments are fused
+    (they are written once, in the update pass); with weight decay also ``<g_k, x_k>``.
+
     Differences from ``optax.contrib.momo_adam``: that version forms ``h_k`` directly (float32
     cancellation), applies weight decay AdamW-style as ``x / c - tau D^{-1} d`` instead of the
     paper's ``(x - tau D^{-1} d) / c``, takes no step when ``<d, D^{-1} d> <= 2.2e-16`` (here: only

@@ -166,6 +166,8 @@ def yellowfin(
     SingleStep momentum (or ``target_momentum``) and mu_hat the total-momentum sensor of
     ``optimizers.feedback`` (pass ``staleness=tau`` to ``update`` for stale gradients; see that
     module for the numerator conventions and the gain). The learning rate stays SingleStep's.
+    With the velocity form the sensor reads the effective heavy-ball momentum mu_t lr_t / lr_{t-1}
+    (reference/heavy_ball.md), which equals mu_t once the tuned learning rate settles.
 
     SingleStep is solved in-graph by safeguarded Newton iterations (``singlestep_jax``), exact
     to float32 precision for p in [1e-8, 1e12] where the official closed form cancels.

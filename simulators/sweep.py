@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -95,30 +96,23 @@ def sweep(
             raise ValueError(f"grid[{name!r}] must be finite")
     flat = {name: arr.reshape(-1) for name, arr in zip(grid, arrays, strict=True)}
 
-    def one(point: dict[str, jax.Array], k: jax.Array, obj: Objective, x: jax.Array) -> Trajectory:
-        return run_core(
-            obj,
-            make_optimizer(**point),
-            steps,
-            k,
-            x,
-            record_every=record_every,
-            coords=coords,
-            pass_value=pass_value,
-            blowup=blowup,
-        )
-
-    over_seeds = jax.vmap(one, in_axes=(None, 0, None, None))
-    over_grid = jax.vmap(over_seeds, in_axes=(0, None, None, None))
-
-    @jax.jit
-    def run_all(points: dict[str, jax.Array], k: jax.Array, obj: Objective, x: jax.Array):
-        keys = jax.random.split(k, seeds)
-        return over_grid(points, keys, obj, x)
-
     dtype = jnp.asarray(start).dtype
     points = {name: jnp.asarray(v, dtype) for name, v in flat.items()}
-    out = to_numpy(run_all(points, key, objective, jnp.asarray(start)))
+    out = to_numpy(
+        _sweep_jit(
+            points,
+            key,
+            objective,
+            jnp.asarray(start),
+            make_optimizer=make_optimizer,
+            steps=steps,
+            seeds=seeds,
+            record_every=record_every,
+            coords=tuple(int(c) for c in coords),
+            pass_value=pass_value,
+            blowup=float(blowup),
+        )
+    )
 
     def unflatten(a: np.ndarray) -> np.ndarray:
         return a.reshape(shape + a.shape[1:])
@@ -132,3 +126,48 @@ def sweep(
         diverged=unflatten(out.diverged),
         diverged_at=unflatten(out.diverged_at),
     )
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "make_optimizer",
+        "steps",
+        "seeds",
+        "record_every",
+        "coords",
+        "pass_value",
+        "blowup",
+    ),
+)
+def _sweep_jit(
+    points: dict[str, jax.Array],
+    key: jax.Array,
+    objective: Objective,
+    x0: jax.Array,
+    *,
+    make_optimizer: Callable[..., optax.GradientTransformation],
+    steps: int,
+    seeds: int,
+    record_every: int,
+    coords: tuple[int, ...],
+    pass_value: bool,
+    blowup: float,
+) -> Trajectory:
+    # compiled once per (factory, objective structure, grid size, run shape)
+    def one(point: dict[str, jax.Array], k: jax.Array) -> Trajectory:
+        return run_core(
+            objective,
+            make_optimizer(**point),
+            steps,
+            k,
+            x0,
+            record_every=record_every,
+            coords=np.asarray(coords, dtype=np.int64),
+            pass_value=pass_value,
+            blowup=blowup,
+        )
+
+    keys = jax.random.split(key, seeds)
+    over_seeds = jax.vmap(one, in_axes=(None, 0))
+    return jax.vmap(over_seeds, in_axes=(0, None))(points, keys)

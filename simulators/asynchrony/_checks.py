@@ -45,7 +45,7 @@ def make_config(
     pass_value: bool,
     pass_staleness: bool,
     stochastic: bool,
-    diverge_factor: float,
+    blowup: float,
 ) -> Config:
     """Validate the common keyword arguments and build the static run configuration."""
     steps = check_int("steps", steps, 1)
@@ -58,8 +58,8 @@ def make_config(
         coords = tuple(int(c) for c in np.atleast_1d(np.asarray(record_coords)))
         if not coords or min(coords) < 0 or max(coords) >= dim:
             raise ValueError(f"record_coords must be non-empty indices in [0, {dim - 1}]")
-    if not (np.isfinite(diverge_factor) and diverge_factor > 0):
-        raise ValueError(f"diverge_factor must be finite and > 0 (got {diverge_factor!r})")
+    if not (isinstance(blowup, (int, float)) and not np.isnan(blowup) and blowup > 1):
+        raise ValueError(f"blowup must be a number in (1, inf] (got {blowup!r})")
     if not hasattr(optimizer, "update") or not hasattr(optimizer, "init"):
         raise ValueError("optimizer must be an optax GradientTransformation")
     return Config(
@@ -73,5 +73,5 @@ def make_config(
         pass_value=bool(pass_value),
         pass_staleness=bool(pass_staleness),
         stochastic=bool(stochastic),
-        diverge_factor=float(diverge_factor),
+        blowup=float(blowup),
     )

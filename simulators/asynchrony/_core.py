@@ -90,7 +90,7 @@ class Config(NamedTuple):
     pass_value: bool
     pass_staleness: bool
     stochastic: bool
-    diverge_factor: float
+    blowup: float
 
 
 def run(cfg: Config, x0: jax.Array, staleness: jax.Array, key: jax.Array) -> AsyncTrajectory:
@@ -101,7 +101,7 @@ def run(cfg: Config, x0: jax.Array, staleness: jax.Array, key: jax.Array) -> Asy
     r = cfg.record_every
     n_chunks = cfg.steps // r
     x_star = jnp.asarray(objective.x_star, dtype=x0.dtype)
-    radius = cfg.diverge_factor * jnp.maximum(jnp.linalg.norm(x0 - x_star), 1.0)
+    radius = cfg.blowup * jnp.maximum(jnp.linalg.norm(x0 - x_star), 1.0)
 
     def step(carry, tau):
         x, state, buf, div_at, n = carry

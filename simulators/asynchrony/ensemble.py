@@ -71,7 +71,7 @@ def async_ensemble(
     pass_value: bool = True,
     pass_staleness: bool = False,
     stochastic: bool = True,
-    diverge_factor: float = 1e6,
+    blowup: float = 1e10,
 ) -> AsyncEnsemble:
     """Run ``n_seeds`` asynchronous runs in one vmapped call and average them.
 
@@ -85,7 +85,7 @@ def async_ensemble(
         n_workers: number of workers (exact mode), with ``compute`` and ``rates``.
         seed: int seed; fast mode splits ``jax.random.key(seed)``, exact mode spawns NumPy
             generators from ``np.random.default_rng(seed)``.
-        x0, record_every, record_coords, pass_value, pass_staleness, stochastic, diverge_factor:
+        x0, record_every, record_coords, pass_value, pass_staleness, stochastic, blowup:
             as for :func:`simulate_async_exact`.
 
     Returns:
@@ -107,7 +107,7 @@ def async_ensemble(
         pass_value=pass_value,
         pass_staleness=pass_staleness,
         stochastic=stochastic,
-        diverge_factor=diverge_factor,
+        blowup=blowup,
     )
     keys = jax.random.split(jax.random.key(seed), 2 * n).reshape(2, n)
     if law is not None:

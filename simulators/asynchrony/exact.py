@@ -56,7 +56,7 @@ def simulate_async_exact(
     pass_value: bool = True,
     pass_staleness: bool = False,
     stochastic: bool = True,
-    diverge_factor: float = 1e6,
+    blowup: float = 1e10,
 ) -> AsyncTrajectory:
     """Run ``steps`` worker-updates of an ``n_workers`` parameter server on ``objective``.
 
@@ -81,11 +81,11 @@ def simulate_async_exact(
         pass_value: pass ``value=loss`` (loss at the read version) to the optimizer.
         pass_staleness: pass ``staleness=tau_n`` (int32) to the optimizer.
         stochastic: evaluate gradients with a per-update key (minibatch noise, if any).
-        diverge_factor: the run counts as diverged when ``||w - w_*||`` exceeds this factor times
+        blowup: the run counts as diverged when ``||w - w_*||`` exceeds this factor times
             ``max(||w_0 - w_*||, 1)`` or becomes non-finite; it is then frozen.
 
     Returns:
-        An :class:`AsyncTrajectory` with ``worker`` and ``times`` of every update.
+        An :class:`AsyncTrajectory` of NumPy arrays with ``worker`` and ``times`` of every update.
 
     Example:
         >>> import optax
@@ -108,7 +108,9 @@ def simulate_async_exact(
         pass_value=pass_value,
         pass_staleness=pass_staleness,
         stochastic=stochastic,
-        diverge_factor=diverge_factor,
+        blowup=blowup,
     )
     tr = run_jit(cfg, start, jnp.asarray(sched.staleness, dtype=jnp.int32), key)
-    return tr._replace(worker=sched.worker, times=sched.times)
+    # one transfer at the end: host NumPy arrays, like simulators.simulate
+    host = AsyncTrajectory(*jax.device_get(tuple(tr)))
+    return host._replace(worker=sched.worker, times=sched.times)

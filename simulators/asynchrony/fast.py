@@ -34,7 +34,7 @@ def simulate_async_fast(
     pass_value: bool = True,
     pass_staleness: bool = False,
     stochastic: bool = True,
-    diverge_factor: float = 1e6,
+    blowup: float = 1e10,
 ) -> AsyncTrajectory:
     """Run ``steps`` asynchronous updates with staleness drawn from ``law`` (jittable, vmappable).
 
@@ -48,7 +48,7 @@ def simulate_async_fast(
         key: JAX key; split into the staleness draws and the gradient-noise key.
         law: a :class:`StalenessLaw`.
         x0, record_every, record_coords, record_grads, pass_value, pass_staleness, stochastic,
-        diverge_factor: as for :func:`simulate_async_exact`.
+        blowup: as for :func:`simulate_async_exact`.
 
     Returns:
         An :class:`AsyncTrajectory` (``worker`` and ``times`` are None).
@@ -70,7 +70,7 @@ def simulate_async_fast(
         pass_value=pass_value,
         pass_staleness=pass_staleness,
         stochastic=stochastic,
-        diverge_factor=diverge_factor,
+        blowup=blowup,
     )
     start = initial_point(objective, x0)
     k_stale, k_noise = jax.random.split(key)

@@ -56,7 +56,13 @@ def test_a_wrong_prediction_is_reported_as_fails(monkeypatch) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("seeds", 1), ("mus", (0.0, 1.0)), ("alpha_h", (0.5, 2.5)), ("nqm_alphas", (0.0,))],
+    [
+        ("seeds", 1),
+        ("mus", (0.0, 1.0)),
+        ("alpha_h", (0.5, 2.5)),
+        ("nqm_alphas", (0.0,)),
+        ("steps", 100),
+    ],
 )
 def test_bad_config_raises(field: str, value: object) -> None:
     cfg = dataclasses.replace(noise_floor.NoiseFloorConfig.quick(), **{field: value})

@@ -275,7 +275,7 @@ def test_weight_decay_visibility() -> None:
     finals = {}
     for wd, see in ((0.0, False), (0.5, False), (0.5, True)):
         opt = yellowfin(weight_decay=wd, stats_see_weight_decay=see)
-        params = [jnp.full((4, 3), 3.0), jnp.full(5, -3.0)]
+        params = [jnp.full((4, 3), 3.0, jnp.float32), jnp.full(5, -3.0, jnp.float32)]
         state = opt.init(params)
         step = jax.jit(opt.update)
         for g in grads:

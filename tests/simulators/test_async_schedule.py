@@ -231,3 +231,12 @@ def test_bad_input_raises_with_parameter_name() -> None:
         staleness_histogram(np.array([1, 2]), burn_in=2)
     with pytest.raises(ValueError, match="staleness"):
         staleness_histogram(np.array([0.5, 1.0]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("m", [32, 64])
+def test_many_workers_long_run_geometric_chisquare(m: int) -> None:
+    s = worker_schedule(m, 2_000_000, np.random.default_rng(m))
+    max_lag = int(np.ceil(np.log(1e-6) / np.log(1.0 - 1.0 / m)))
+    counts = staleness_histogram(s.staleness, burn_in=100 * m, max_lag=max_lag)
+    assert _chisquare_vs(counts, _geom_probs(m, max_lag)) > P_MIN

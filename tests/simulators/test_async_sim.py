@@ -274,7 +274,9 @@ def test_fixed_delay_diverges_exactly_beyond_the_limit(tau: int) -> None:
     block = 2 * 2 * (2 * tau + 1)  # two periods of the critical oscillation
     for factor, should_diverge in [(0.98, False), (1.02, True)]:
         alpha = factor * limit
-        tr = simulate_async_fast(obj, optax.sgd(alpha), steps, jax.random.key(0), fixed(tau))
+        tr = simulate_async_fast(
+            obj, optax.sgd(alpha), steps, jax.random.key(0), fixed(tau), blowup=1e6
+        )
         assert bool(tr.diverged) is should_diverge
         dist = np.asarray(tr.distances, np.float64)
         stop = int(tr.diverged_at) if should_diverge else steps + 1
@@ -293,7 +295,7 @@ def test_exact_deterministic_workers_follow_the_fixed_delay_limit() -> None:
     obj = Quad(np.array([[1.0]]), np.array([1.0]))
     for factor, should_diverge in [(0.98, False), (1.02, True)]:
         tr = simulate_async_exact(
-            obj, optax.sgd(factor * limit), 8000, m, seed=0, compute="deterministic"
+            obj, optax.sgd(factor * limit), 8000, m, seed=0, compute="deterministic", blowup=1e6
         )
         assert bool(tr.diverged) is should_diverge
 
@@ -311,7 +313,7 @@ def test_divergence_is_flagged_and_frozen_inside_an_ensemble() -> None:
         d = np.asarray(runs.distances[i])
         assert 0 < at <= 200
         assert np.all(np.isfinite(d[:at])) and np.all(np.isinf(d[at:]))
-        assert np.all(d[:at] <= 1e6 * np.sqrt(2.0))
+        assert np.all(d[:at] <= 1e10 * np.sqrt(2.0))
     calm = async_ensemble(obj, optax.sgd(0.05), 200, 16, law=geometric(4), seed=0)
     assert calm.diverged_fraction == 0.0 and np.all(np.asarray(calm.runs.diverged_at) == -1)
 
@@ -365,8 +367,8 @@ def test_bad_input_raises_with_parameter_name() -> None:
         simulate_async_fast(obj, opt, 10, key, 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="seed"):
         simulate_async_exact(obj, opt, 10, 2, seed=-1)
-    with pytest.raises(ValueError, match="diverge_factor"):
-        simulate_async_exact(obj, opt, 10, 2, seed=0, diverge_factor=0.0)
+    with pytest.raises(ValueError, match="blowup"):
+        simulate_async_exact(obj, opt, 10, 2, seed=0, blowup=0.0)
     with pytest.raises(ValueError, match="law"):
         async_ensemble(obj, opt, 10, 4, law=geometric(2), n_workers=2)
     with pytest.raises(ValueError, match="n_seeds"):
