@@ -117,6 +117,16 @@ def tree_sq_norm(a: Any, dtype: jnp.dtype = STAT_DTYPE) -> jax.Array:
     return tree_vdot(a, a, dtype)
 
 
+_INJECT_STATES = tuple(
+    cls
+    for cls in (
+        getattr(optax, "InjectHyperparamsState", None),
+        getattr(optax, "InjectStatefulHyperparamsState", None),
+    )
+    if cls is not None
+)
+
+
 def logged_stats(state: Any) -> dict[str, jax.Array]:
     """Collect the logged statistics of every optimizer of this package found inside ``state``.
 
@@ -134,7 +144,7 @@ def logged_stats(state: Any) -> dict[str, jax.Array]:
     out: dict[str, jax.Array] = {}
 
     def visit(node: Any, prefix: str) -> None:
-        if isinstance(node, optax.InjectHyperparamsState):
+        if isinstance(node, _INJECT_STATES):
             for k, v in node.hyperparams.items():
                 out[f"{prefix}hp_{k}"] = v
             visit(node.inner_state, prefix)

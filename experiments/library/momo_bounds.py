@@ -9,9 +9,11 @@ Sec. 3 and Sec. 5; the bounds as derived in :mod:`theory.momo_bounds`):
 * any ``beta``: ``E f(xbar_K) - f_* <= [D^2/(alpha K) + G D / ((1 - beta) sqrt K)] / (1 - beta)``;
 * MoMo* (Sec. 5) started from the floor ``lb = 0`` below the true ``f_*`` ends at ``f_*``.
 
-Prediction: :func:`theory.momo_distance_certificate` (through :func:`theory.momo_certificate_slack`),
-:func:`theory.momo_beta0_bound`, :func:`theory.momo_sqrt_k_bound`, and the true ``f_*`` of the
-problem. Measurement: :func:`optimizers.momo` run by :func:`simulators.sweep` on
+Prediction: :func:`theory.momo_distance_certificate` (through
+:func:`theory.momo_certificate_slack`), :func:`theory.momo_beta0_bound`,
+:func:`theory.momo_sqrt_k_bound`, and the true ``f_*`` of the problem.
+
+Measurement: :func:`optimizers.momo` run by :func:`simulators.sweep` on
 :func:`simulators.interpolating_least_squares` (``f_* = 0``, minibatches drawn with replacement),
 float64, several seeds. The per-step slack of the certificate uses the logged ``step_size`` and
 ``h`` with the recorded distances; ``f(xbar_K)`` is the exact loss of the running iterate average.
@@ -72,8 +74,8 @@ class MomoBoundsConfig:
 
     @classmethod
     def quick(cls) -> MomoBoundsConfig:
-        """A smaller problem, 300 steps and 4 seeds (seconds on a CPU)."""
-        return cls(n=200, dim=20, steps=300, seeds=4, points=12)
+        """A smaller problem, 200 steps and 4 seeds (seconds on a CPU)."""
+        return cls(n=200, dim=20, steps=200, seeds=4, points=10)
 
 
 def _shifted(inner: optax.GradientTransformationExtraArgs, c: float):
@@ -154,8 +156,7 @@ def run(cfg: MomoBoundsConfig, seed: int) -> Record:
     star_err = float(np.max(np.abs(final_lb - cfg.shift)))
     diverged = bool(np.any(traj.diverged) or np.any(star.diverged))
     checks = {
-        "distance_certificate_never_violated": float(slack_min.min())
-        >= -cfg.certificate_rtol * d2,
+        "distance_certificate_never_violated": float(slack_min.min()) >= -cfg.certificate_rtol * d2,
         "expectation_bounds_hold": bool(np.all(excess <= 1.0)),
         "momo_star_reaches_f_star": star_err <= cfg.star_rtol * cfg.shift,
         "no_divergence": not diverged,
@@ -248,7 +249,9 @@ def plot(record: Record) -> Figure:
         c = colors[i % len(colors)]
         for run_lb in arr["lower_bound_runs"][i]:
             ax.plot(t[1:], run_lb[1:], color=c, lw=0.6, alpha=0.35)
-        ax.plot(t[1:], arr["lower_bound_estimate"][i, 1:], color=c, lw=1.4, label=rf"$\beta$={beta:g}")
+        ax.plot(
+            t[1:], arr["lower_bound_estimate"][i, 1:], color=c, lw=1.4, label=rf"$\beta$={beta:g}"
+        )
     ax.axhline(f_star, **style("prediction", label=r"true $f_*$"))
     ax.axhline(0.0, color="0.5", lw=0.8, ls=":", label="floor given to MoMo*")
     ax.set_xscale("log")

@@ -70,13 +70,13 @@ class NoiseFloorConfig:
     c: float = 1.0
     alpha_h: tuple[float, ...] = (0.03, 0.1, 0.3, 0.6, 1.0, 1.4, 1.8)
     mus: tuple[float, ...] = (0.0, 0.3, 0.6, 0.8, 0.9)
-    replicas: int = 128
+    replicas: int = 64
     nqm_dim: int = 100
     nqm_p: float = 1.0
     nqm_batch: int = 4
-    nqm_alphas: tuple[float, ...] = (0.1, 0.3, 0.6, 1.2)
+    nqm_alphas: tuple[float, ...] = (0.2, 0.4, 0.8, 1.2)
     nqm_mus: tuple[float, ...] = (0.0, 0.5, 0.9)
-    steps: int = 20000
+    steps: int = 10000
     seeds: int = 32
     record_every: int = 2
     burn_bias: float = 1e-6

@@ -14,19 +14,22 @@ the two Lyapunov exponents is ``mu`` and the rate can never be below ``sqrt(mu)`
 also scans ``alpha`` across the robust interval at one momentum and reports where the rate is
 kept (not part of the verdict; experiment ``rate-failures`` studies the failures).
 
-Prediction: :func:`theory.curvature_range` of each toy over decade shells from ``1e-15`` to
-``region`` times the start distance (both sides of ``x*``), :func:`theory.robust_interval` of that
-range (YellowFin's ``alpha`` is its left end), :func:`theory.min_robust_momentum`, and the rate
-``sqrt(mu)``. Measurement: heavy ball (:func:`optimizers.heavy_ball`) on the simulators' toys
-(:func:`simulators.objectives.smooth_nonconvex_1d`, :func:`~simulators.objectives.
-stitched_nonconvex_1d`, :func:`~simulators.objectives.separable`), one vmapped float64 sweep per
-toy; the rate is the late log-slope of the error-state norm ``||(e_t, e_{t-1})||``
-(:func:`simulators.measure.measure_rate`) with its block-jackknife standard error.
+Prediction: :func:`theory.curvature_range` of each toy over decade shells from ``1e-16`` to
+``1`` times ``region`` times the start distance (both sides of ``x*``),
+:func:`theory.robust_interval` of that range (YellowFin's ``alpha`` is its left end),
+:func:`theory.robust_on_interval`, :func:`theory.min_robust_momentum`, and the rate ``sqrt(mu)``.
+Measurement: heavy ball (:func:`optimizers.heavy_ball`) on the simulators' toys
+(:func:`simulators.smooth_nonconvex_1d`, :func:`simulators.stitched_nonconvex_1d`,
+:func:`simulators.separable`), one vmapped float64 sweep per toy; the rate is the late log-slope
+of the error-state norm ``||(e_t, e_{t-1})||`` (:func:`simulators.measure_rate`) with its
+block-jackknife standard error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +39,14 @@ from matplotlib.figure import Figure
 import theory
 from experiments.framework import Experiment, Record, figure, register, style, verdict
 from optimizers import heavy_ball
-from simulators.measure import measure_rate
-from simulators.objectives import separable, smooth_nonconvex_1d, stitched_nonconvex_1d
-from simulators.sweep import sweep
+from simulators import (
+    Objective,
+    measure_rate,
+    separable,
+    smooth_nonconvex_1d,
+    stitched_nonconvex_1d,
+    sweep,
+)
 
 TOYS = ("smooth", "stitched", "smooth-separable", "stitched-separable")
 _COLORS = {
@@ -119,7 +127,7 @@ def _objectives(cfg: NonconvexRateConfig) -> dict:
     }
 
 
-def _fprime(objective_1d):
+def toy_fprime(objective_1d: Objective) -> Callable[[np.ndarray], np.ndarray]:
     """``f'`` of a 1-D objective as a float64 NumPy callable (what theory evaluates).
 
     The stitched toy's automatic derivative is wrong exactly on its shell boundaries
@@ -141,18 +149,31 @@ def _fprime(objective_1d):
     return fprime
 
 
-def _curvature_range(fprime, x_star: float, dist: float, cfg: NonconvexRateConfig):
-    """Theory's range of ``h`` over ``1e-15 dist <= |x - x*| <= region dist``, by decade shells."""
-    top = np.log10(cfg.region * dist)
+def shell_curvature_range(
+    fprime: Callable[[np.ndarray], np.ndarray],
+    x_star: float,
+    dist: float,
+    region: float,
+    shell_points: int,
+) -> tuple[float, float, float, float]:
+    """Theory's range of ``h`` over ``1e-16 R <= |x - x*| <= R``, ``R = region * dist``.
+
+    :func:`theory.curvature_range` on every decade shell on both sides of ``x*`` (a linear grid
+    over the whole region would miss the structure at small scales) and on each side as a whole.
+
+    Returns:
+        ``(h_min, h_max, r_min, R)``.
+    """
+    top = np.log10(region * dist)
     edges = 10.0 ** np.arange(top - 16.0, top + 1e-9, 1.0)
-    edges[-1] = cfg.region * dist
+    edges[-1] = region * dist
     r = float(edges[-1])
     # each side as a whole too (the intervals robust_on_interval checks): the extremes are polished
     # by a bounded minimiser, so two searches of the same kink can differ by ~1e-10 relative
     intervals = [(x_star - r, x_star, 2001), (x_star, x_star + r, 2001)]
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        intervals += [(x_star + a, x_star + b, cfg.shell_points)]
-        intervals += [(x_star - b, x_star - a, cfg.shell_points)]
+    for a, b in itertools.pairwise(edges):
+        intervals += [(x_star + a, x_star + b, shell_points)]
+        intervals += [(x_star - b, x_star - a, shell_points)]
     lo, hi = np.inf, -np.inf
     for a, b, n in intervals:
         h_lo, h_hi = theory.curvature_range(fprime, x_star, a, b, n=n)
@@ -173,10 +194,13 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
         base = objectives[toy.removesuffix("-separable")]
         x_star = float(np.asarray(base.x_star)[0])
         dist0 = float(np.max(np.abs(np.asarray(obj.x0) - np.asarray(obj.x_star))))
-        fprime = _fprime(base)
         if base.name not in cache:  # a separable toy has the curvature of its 1-D toy
-            cache[base.name] = _curvature_range(fprime, x_star, dist0, cfg)
-        h_lo, h_hi, r_lo, r_hi = cache[base.name]
+            fp = toy_fprime(base)
+            cache[base.name] = (
+                fp,
+                *shell_curvature_range(fp, x_star, dist0, cfg.region, cfg.shell_points),
+            )
+        fprime, h_lo, h_hi, r_lo, r_hi = cache[base.name]
         ranges[toy] = (h_lo, h_hi)
         regions[toy] = (r_lo, r_hi)
         mu_min = float(theory.min_robust_momentum(h_hi / h_lo))
@@ -185,7 +209,7 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
                 f"mus must be >= min_robust_momentum = {mu_min:.4f} for the {toy} toy "
                 f"(curvature range [{h_lo:.4g}, {h_hi:.4g}])"
             )
-        a_lo, a_hi = theory.robust_interval(mus, h_lo, h_hi)
+        a_lo, _ = theory.robust_interval(mus, h_lo, h_hi)
         alphas[toy] = np.asarray(a_lo)  # YellowFin's rule: the left end of the interval
         robust[toy] = [
             theory.robust_on_interval(float(a), float(m), fprime, x_star, x_star - r_hi, x_star)
@@ -289,12 +313,12 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             **{f"scan_rate_{t}": scan[t] for t in scan},
             **{f"scan_stderr_{t}": scan_err[t] for t in scan},
             **{f"visited_ah_{t}": visited[t] for t in visited},
-            **_profiles(objectives, cfg),
+            **_profiles(objectives, {k: v[0] for k, v in cache.items()}),
         },
     )
 
 
-def _profiles(objectives: dict, cfg: NonconvexRateConfig) -> dict[str, np.ndarray]:
+def _profiles(objectives: dict, fprimes: dict) -> dict[str, np.ndarray]:
     """The 1-D toys' loss on a line and their generalised curvature over many scales."""
     out: dict[str, np.ndarray] = {}
     x_lin = np.linspace(-10.0, 10.0, 801)
@@ -306,7 +330,7 @@ def _profiles(objectives: dict, cfg: NonconvexRateConfig) -> dict[str, np.ndarra
         with jax.enable_x64(True):
             loss = jax.jit(jax.vmap(lambda x, o=obj: o.loss(x[None])))
             out[f"f_{toy}"] = np.asarray(loss(jnp.asarray(x_star + x_lin, jnp.float64)))
-        out[f"h_{toy}"] = theory.generalized_curvature(_fprime(obj), x_star, x_star + e_log)
+        out[f"h_{toy}"] = theory.generalized_curvature(fprimes[obj.name], x_star, x_star + e_log)
     return out
 
 
@@ -337,15 +361,21 @@ def plot(record: Record) -> Figure:
     ax_h.set_xlabel(r"$|x - x^*|$ (log scale)")
     ax_h.set_ylabel(r"$h(x) = f'(x)/(x - x^*)$")
     ax_h.set_title(rf"generalised curvature, band at $\mu$={mu_s:g}")
-    ax_h.set_ylim(0.0, None)
+    ax_h.set_yscale("log")
     ax_h.legend(fontsize=6.5, loc="upper right")
     t = arr["t"]
+    t_end = 10
+    for toy in TOYS:
+        d = arr[f"dist_{toy}"]
+        below = np.flatnonzero(~(d / d[0] > 1e-15))
+        t_end = max(t_end, int(t[below[0]]) if below.size else int(t[-1]))
+    t_end = min(int(t[-1]), int(1.15 * t_end))
     for toy in TOYS:
         d = arr[f"dist_{toy}"]
         ax_d.semilogy(t, d / d[0], color=_COLORS[toy], lw=1.0, label=toy)
     ax_d.semilogy(t, s**t, **style("prediction", label=r"$\sqrt{\mu}^t$"))
     ax_d.set_ylim(1e-16, 10.0)
-    ax_d.set_xlim(0, min(len(t) - 1, int(40.0 / -np.log10(s))))
+    ax_d.set_xlim(0, t_end)
     ax_d.set_xlabel("step t")
     ax_d.set_ylabel(r"$\|x_t - x^*\| / \|x_0 - x^*\|$")
     ax_d.set_title(rf"distance to optimum, $\mu$={mu_s:g}")
@@ -354,7 +384,8 @@ def plot(record: Record) -> Figure:
         v = arr[f"visited_ah_{toy}"]
         ax_v.plot(np.arange(v.size), v, ".", ms=1.5, color=_COLORS[toy], label=toy)
     ax_v.axhspan((1 - s) ** 2, (1 + s) ** 2, color="0.88", label="robust interval")
-    ax_v.set_xlim(0, min(arr["t"].size - 1, int(40.0 / -np.log10(s))))
+    ax_v.set_xlim(0, t_end)
+    ax_v.set_yscale("log")
     ax_v.set_xlabel("step t")
     ax_v.set_ylabel(r"$\alpha\, h(x_t)$ visited")
     ax_v.set_title("curvature seen by the runs")

@@ -74,12 +74,12 @@ class SingleStepYellowFinConfig:
     p: float = 1.0
     batch_size: int = 16
     start: float = 3.0
-    steps: int = 20000
-    seeds: int = 16
+    steps: int = 10000
+    seeds: int = 8
     record_every: int = 10
     late: float = 0.5
-    hb_alphas: tuple[float, float, int] = (0.001, 2.0, 23)
-    hb_mus: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+    hb_alphas: tuple[float, float, int] = (0.0005, 2.0, 18)
+    hb_mus: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
     bf_points: int = 20001
     bf_distances: tuple[float, float, int] = (0.03, 100.0, 29)
     bf_tol: float = 1e-6
@@ -184,8 +184,7 @@ def run(cfg: SingleStepYellowFinConfig, seed: int) -> Record:
     st = {k: np.asarray(yf.stats[k][0], np.float64) for k in _STATS}  # (seeds, R)
     t = np.asarray(yf.steps)
     dist = np.asarray(yf.distances[0], np.float64)
-    if np.any(yf.diverged):
-        raise RuntimeError("YellowFin diverged on the NQM (its guards should prevent this)")
+    yf_diverged = int(np.sum(yf.diverged))  # a diverged seed has loss inf: check 4 fails
 
     # 2. YellowFin = SingleStep at its logged statistics (official guard: every input + eps)
     tuned = t >= 2  # the record at step t holds the tuning of step t - 1; step 0 is untuned
@@ -261,6 +260,7 @@ def run(cfg: SingleStepYellowFinConfig, seed: int) -> Record:
             "final_loss_best_heavy_ball": float(hb_mean[best]),
             "best_heavy_ball": {"alpha": best_alpha, "mu": best_mu, "on_grid_edge": on_edge},
             "loss_ratio": loss_ratio,
+            "yellowfin_seeds_diverged": yf_diverged,
             "checks": checks,
         },
         tolerance={

@@ -10,7 +10,7 @@ Prediction: :func:`theory.spectral_radius` maximised over the spectrum (``sqrt(m
 :func:`theory.robust_interval` and :func:`theory.tolerated_dynamic_range`. Measurement: heavy ball
 (:func:`optimizers.heavy_ball`) on diagonal quadratics with a geometric spectrum in ``[1, kappa]``,
 one vmapped sweep per spectrum, in float64; the rate is the late log-slope of the norm of the error
-*state* ``(e_t, e_{t-1})`` (:func:`simulators.measure.measure_rate`), with a block-jackknife
+*state* ``(e_t, e_{t-1})`` (:func:`simulators.measure_rate`), with a block-jackknife
 standard error.
 """
 
@@ -26,9 +26,7 @@ from matplotlib.figure import Figure
 import theory
 from experiments.framework import Experiment, Record, figure, register, style, verdict
 from optimizers import heavy_ball
-from simulators.measure import measure_rate
-from simulators.objectives import quadratic
-from simulators.sweep import sweep
+from simulators import measure_rate, quadratic, sweep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,9 +208,7 @@ def run(cfg: SqrtMuRateConfig, seed: int) -> Record:
             "grid_pairs_within_tolerance": int(grid_ok.sum()),
             "grid_max_rel_deviation": worst_dev,
             "sweep_inside_points": n_in,
-            "sweep_inside_max_rel_deviation": float(np.max(np.abs(inside_dev)))
-            if n_in
-            else None,
+            "sweep_inside_max_rel_deviation": float(np.max(np.abs(inside_dev))) if n_in else None,
             "sweep_outside_points": n_out,
             "sweep_outside_max_abs_error": worst_out,
             "sweep_points_left_out": int(cfg.sweep_points - sw_used.sum()),

@@ -1,4 +1,4 @@
-"""Checks that need a GPU (skipped without one): the same code path runs there and reports memory."""
+"""Checks that need a GPU (skipped without one): the same code runs there and reports memory."""
 
 from __future__ import annotations
 

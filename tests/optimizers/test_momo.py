@@ -300,7 +300,7 @@ def test_zero_direction_takes_no_step() -> None:
     assert int(state.skipped) == 0
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     beta=st.floats(0.0, 0.95),
