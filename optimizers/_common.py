@@ -78,8 +78,8 @@ def guard_nonfinite(
 ) -> tuple[Any, Any]:
     """Skip a step whose inputs were not finite.
 
-    When ``ok`` is False the updates become zeros (parameters unchanged), the state is rolled back to
-    ``old_state`` and its ``skipped`` counter is incremented.
+    When ``ok`` is False the updates become zeros (parameters unchanged), the state is rolled
+    back to ``old_state`` and its ``skipped`` counter is incremented.
     """
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params_like)
     updates = select_tree(ok, new_updates, zeros)
@@ -131,8 +131,8 @@ def logged_stats(state: Any) -> dict[str, jax.Array]:
     """Collect the logged statistics of every optimizer of this package found inside ``state``.
 
     Works on bare states, ``optax.chain`` tuples and ``optax.inject_hyperparams`` states (whose
-    hyper-parameters are reported too, prefixed ``hp_``). When two of our transformations are chained
-    the later one's names are prefixed by its position.
+    hyper-parameters are reported too, prefixed ``hp_``). When two of our transformations are
+    chained the later one's names are prefixed by its position.
 
     Example:
         >>> import jax.numpy as jnp

@@ -1,8 +1,8 @@
 """The import rules of the architecture: who may import whom.
 
-theory/ may import only the standard library, numpy, scipy and sympy. optimizers/, simulators/ and
-gpu/ must never import theory/ (a measurement that re-evaluates the formula proves nothing), and each
-package imports only those below it.
+theory/ may import only the standard library, numpy, scipy and sympy. optimizers/, simulators/
+and gpu/ must never import theory/ (a measurement that re-evaluates the formula proves nothing),
+and each package imports only those below it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ OURS = {"theory", "optimizers", "simulators", "gpu", "experiments", "benchmarks"
 RULES: dict[str, tuple[set[str] | None, set[str]]] = {
     "theory": ({"numpy", "scipy", "sympy"}, {"theory"}),
     "optimizers": ({"numpy", "jax", "jaxlib", "optax", "chex"}, {"optimizers"}),
-    "simulators": ({"numpy", "jax", "jaxlib", "optax", "chex", "scipy"}, {"simulators", "optimizers"}),
+    "simulators": (
+        {"numpy", "jax", "jaxlib", "optax", "chex", "scipy"},
+        {"simulators", "optimizers"},
+    ),
     "gpu": (None, {"gpu", "optimizers"}),
     "experiments": (None, {"experiments", "theory", "optimizers", "simulators", "gpu"}),
 }
@@ -55,9 +58,9 @@ def test_import_rules(package: str) -> None:
                     violations.append(where)
             elif root in stdlib:
                 continue
-            elif package != "experiments" and root in FORBIDDEN_EVERYWHERE_BELOW_EXPERIMENTS:
-                violations.append(where)
-            elif allowed_third is not None and root not in allowed_third:
+            elif (package != "experiments" and root in FORBIDDEN_EVERYWHERE_BELOW_EXPERIMENTS) or (
+                allowed_third is not None and root not in allowed_third
+            ):
                 violations.append(where)
     assert not violations, "\n".join(violations)
 

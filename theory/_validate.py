@@ -55,7 +55,8 @@ def in_range(
         hi_open: exclude ``hi`` itself.
 
     Raises:
-        ValueError: naming ``name`` and the interval when an element falls outside it or is not finite.
+        ValueError: naming ``name`` and the interval when an element falls outside it or is
+            not finite.
 
     Example:
         >>> float(in_range("mu", 0.5, -1.0, 1.0, lo_open=True, hi_open=True))

@@ -105,6 +105,16 @@ def test_toy_loss_integrates_its_gradient_and_curvature_range_is_exact(obj: Obje
 
 
 @pytest.mark.usefixtures("x64")
+def test_stitched_gradient_is_exact_on_shell_boundaries() -> None:
+    # On |x - x*| = ratio^k the self-similar gradient is ratio^k h_max exactly (the shells meet
+    # there); a clipped shell coordinate would halve or zero the derivative at these points.
+    obj = stitched_nonconvex_1d(h_min=1.0, h_max=4.0, ratio=4.0)
+    e = 4.0 ** np.arange(-4, 4)
+    for sign in (1.0, -1.0):
+        np.testing.assert_allclose(fprime(obj)(sign * e), sign * 4.0 * e, rtol=1e-12)
+
+
+@pytest.mark.usefixtures("x64")
 def test_toys_are_nonconvex_and_smooth_toy_is_globally_smooth() -> None:
     for obj in [smooth_nonconvex_1d(), stitched_nonconvex_1d()]:
         second = jax.vmap(jax.grad(lambda v, o=obj: o.grad(jnp.atleast_1d(v))[0]))

@@ -181,7 +181,8 @@ def test_optimal_explicit_momentum_matches_fine_grid_and_polyak() -> None:
         mu, rate = optimal_explicit_momentum(alpha, 1.0, 100.0, m)
         vals = async_spectral_radius(alpha, fine[:, None], hs, m).max(axis=-1)
         # The refined minimum must be at least as good as every point of an independent fine grid
-        # (spacing 5e-4) on the same curvature sample, and sit within a few cells of the grid's best.
+        # (spacing 5e-4) on the same curvature sample, and sit within a few cells of the grid's
+        # best.
         assert rate <= vals.min() + 1e-12
         assert rate == pytest.approx(float(async_spectral_radius(alpha, mu, hs, m).max()))
         assert abs(mu - fine[np.argmin(vals)]) < 1e-2
