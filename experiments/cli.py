@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -160,10 +159,30 @@ def report_only(out: Annotated[str, typer.Option(help="results directory")] = "r
 
 
 _USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, KeyError)
-# Recent typer releases raise their own copies of click's exceptions; catch both families.
-_EXIT = (click.exceptions.Exit, typer.Exit)
-_ABORT = (click.exceptions.Abort, typer.Abort)
-_CLICK_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+
+def _exception_families() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """Exit, abort and usage-error classes of the installed typer (and click, when typer uses it).
+
+    typer releases that depend on click raise click's exceptions; newer ones ship their own
+    copies (subclasses of ``typer.TyperException``) and no longer install click.
+    """
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    errors: list[type] = []
+    if hasattr(typer, "TyperException"):
+        errors.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        errors.append(click.ClickException)
+    return tuple(exits), tuple(aborts), tuple(errors)
+
+
+_EXIT, _ABORT, _CLICK_ERRORS = _exception_families()
 
 
 def _first_line(text: str) -> str:
@@ -189,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print("momlab: aborted", file=sys.stderr)
         return 130
     except _CLICK_ERRORS as err:
-        print(f"momlab: error: {_first_line(err.format_message())}", file=sys.stderr)
+        text = err.format_message() if hasattr(err, "format_message") else str(err)
+        print(f"momlab: error: {_first_line(text)}", file=sys.stderr)
         return 2
     except _USER_ERRORS as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

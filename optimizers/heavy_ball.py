@@ -18,7 +18,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optimizers._common import check_scalar, guard_nonfinite, stat_dtype, tree_all_finite
+from optimizers._common import (
+    check_scalar,
+    guard_scalars,
+    masked_updates,
+    stat_dtype,
+    tree_all_finite,
+)
 
 ScalarOrSchedule = float | optax.Schedule
 
@@ -62,16 +68,23 @@ def heavy_ball(
     unchanged and increments ``skipped``. Extra arguments to ``update`` (``value=``,
     ``staleness=``, ...) are accepted and ignored.
 
+    Negative momentum is allowed: the recursion is stable for |mu| < 1 and a suitable alpha
+    (Polyak 1964; reference/heavy_ball.md), and a negative algorithmic momentum compensates the
+    implicit momentum of asynchronous runs (Mitliagkas et al., arXiv 1605.09774, Sec. 3).
+
+    Cost: one reduction over the gradient (its finiteness) and one fused pass that writes the new
+    move, ``where(ok, mu * delta - alpha * g, delta)``, so a skipped step needs no extra pass.
+
     Args:
         learning_rate: alpha >= 0, a float or an optax schedule of the step count.
-        momentum: mu in [0, 1), a float or an optax schedule.
+        momentum: mu in (-1, 1), a float or an optax schedule.
         weight_decay: coupled L2 coefficient >= 0 (needs ``params`` in ``update``).
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
 
     Raises:
-        ValueError: for a learning rate < 0, a momentum outside [0, 1) or weight decay < 0.
+        ValueError: for a learning rate < 0, a momentum outside (-1, 1) or weight decay < 0.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -84,19 +97,19 @@ def heavy_ball(
         [0.54]
     """
     check_scalar("learning_rate", learning_rate, 0.0)
-    check_scalar("momentum", momentum, 0.0, 1.0, hi_open=True)
+    check_scalar("momentum", momentum, -1.0, 1.0, lo_open=True, hi_open=True)
     check_scalar("weight_decay", weight_decay, 0.0)
 
     def init_fn(params: Any) -> HeavyBallState:
         dt = stat_dtype(params)
         delta = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dt), params)
-        zero = jnp.zeros((), jnp.int32)
+        # Distinct arrays per field: a state whose fields share a buffer cannot be donated.
         return HeavyBallState(
             delta=delta,
-            count=zero,
-            learning_rate=_value(learning_rate, zero, dt),
-            momentum=_value(momentum, zero, dt),
-            skipped=zero,
+            count=jnp.zeros((), jnp.int32),
+            learning_rate=_value(learning_rate, jnp.zeros((), jnp.int32), dt),
+            momentum=_value(momentum, jnp.zeros((), jnp.int32), dt),
+            skipped=jnp.zeros((), jnp.int32),
         )
 
     def update_fn(
@@ -106,16 +119,17 @@ def heavy_ball(
         dt = stat_dtype(params, state.delta)
         alpha = _value(learning_rate, state.count, dt)
         mu = _value(momentum, state.count, dt)
-        grads = jax.tree_util.tree_map(lambda g: g.astype(dt), updates)
+        grads = jax.tree_util.tree_map(lambda g: g if g.dtype == dt else g.astype(dt), updates)
         if not (isinstance(weight_decay, int | float) and weight_decay == 0.0):
             if params is None:
                 raise ValueError("heavy_ball with weight_decay needs params in update()")
             grads = jax.tree_util.tree_map(
                 lambda g, p: g + weight_decay * p.astype(dt), grads, params
             )
-        delta = jax.tree_util.tree_map(lambda g, d: mu * d - alpha * g, grads, state.delta)
-        new_updates = jax.tree_util.tree_map(
-            lambda d, u: d.astype(jnp.asarray(u).dtype), delta, updates
+        # Elementwise expressions: XLA fuses them into the reduction and into the update pass.
+        ok = tree_all_finite(grads) & jnp.isfinite(alpha) & jnp.isfinite(mu)
+        delta = jax.tree_util.tree_map(
+            lambda g, d: jnp.where(ok, mu * d - alpha * g, d), grads, state.delta
         )
         new_state = HeavyBallState(
             delta=delta,
@@ -124,7 +138,8 @@ def heavy_ball(
             momentum=mu,
             skipped=state.skipped,
         )
-        ok = tree_all_finite(grads) & jnp.isfinite(alpha) & jnp.isfinite(mu)
-        return guard_nonfinite(ok, new_updates, new_state, state, updates)
+        return masked_updates(ok, delta, updates), guard_scalars(
+            ok, new_state, state, guarded=("delta",)
+        )
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -13,7 +13,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optimizers._common import check_scalar, guard_nonfinite, stat_dtype, tree_sq_norm
+from optimizers._common import (
+    check_scalar,
+    guard_scalars,
+    masked_updates,
+    select_tree,
+    stat_dtype,
+    tree_sq_norm,
+)
 from optimizers.feedback import (
     DEFAULT_GAIN,
     SensorConvention,
@@ -239,29 +246,34 @@ def yellowfin(
 
     def init_fn(params: Any) -> YellowFinState | YellowFinLoopState:
         dt = stat_dtype(params)
-        zero_i = jnp.zeros((), jnp.int32)
-        zero = jnp.zeros((), dt)
-        lr0 = _at(learning_rate, zero_i, dt)
-        mu0 = jnp.asarray(momentum, dt)
+
+        # A fresh array per field: fields sharing one buffer could not be donated together.
+        def zero_i() -> jax.Array:
+            return jnp.zeros((), jnp.int32)
+
+        def fresh(x: Any) -> jax.Array:
+            return jnp.array(x, dt, copy=True)
+
+        lr0 = _at(learning_rate, zero_i(), dt)
         base = (
-            zero_i,
+            zero_i(),
             oracle_init(params, curv_window, dt),
             jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dt), params),
-            lr0,
-            mu0,
-            lr0 * _at(lr_factor, zero_i, dt),
-            mu0,
-            zero,
-            zero,
-            zero,
-            zero,
-            zero_i,
+            fresh(lr0),
+            fresh(momentum),
+            lr0 * _at(lr_factor, zero_i(), dt),
+            fresh(momentum),
+            fresh(0.0),
+            fresh(0.0),
+            fresh(0.0),
+            fresh(0.0),
+            zero_i(),
         )
         if not closed_loop:
             return YellowFinState(*base)
-        target = mu0 if target_momentum is None else jnp.asarray(target_momentum, dt)
+        target = momentum if target_momentum is None else target_momentum
         sensor = sensor_init(params, sensor_size, max_staleness, sensor_key)
-        return YellowFinLoopState(*base, sensor, mu0, target, target)
+        return YellowFinLoopState(*base, sensor, fresh(momentum), fresh(target), fresh(target))
 
     def update_fn(
         updates: Any,
@@ -276,11 +288,18 @@ def yellowfin(
         dt = state.h_max.dtype
         t = state.count
         tree = jax.tree_util.tree_map
-        grads = tree(lambda g: g.astype(dt), updates)
+
+        def cast(x: jax.Array) -> jax.Array:
+            return x if x.dtype == dt else x.astype(dt)
+
+        # Every parameter-sized value below is an elementwise expression of the inputs and the
+        # state buffers; XLA fuses them into two reductions (||g||^2, then ||grad_avg||^2) and
+        # one pass per written buffer, with the skip folded in as where(ok, new, old).
+        grads = tree(cast, updates)
         if not (isinstance(weight_decay, int | float) and weight_decay == 0.0):
             if params is None:
                 raise ValueError("yellowfin with weight_decay needs params in update()")
-            wd = tree(lambda p: weight_decay * p.astype(dt), params)
+            wd = tree(lambda p: weight_decay * cast(p), params)
         else:
             wd = None
         measured = (
@@ -294,7 +313,6 @@ def yellowfin(
             raw_norm, jnp.sqrt(STAT_PROTECT_FACTOR * h_max_prev) + eps, clip_statistics & (t > 1)
         )
         grad_sq = raw_sq * s_stat**2
-        measured = tree(lambda g: g * s_stat, measured)
         oracle, reading = oracle_update(
             state.oracle,
             measured,
@@ -304,7 +322,9 @@ def yellowfin(
             zero_debias=zero_debias,
             log_smoothing=log_smoothing,
             eps=eps,
+            grad_scale=s_stat,
         )
+        measured = tree(lambda g: g * s_stat, measured)
 
         mu_tuned, lr_tuned = single_step(
             reading.h_min, reading.h_max, reading.grad_var, reading.dist_to_opt, eps
@@ -328,19 +348,29 @@ def yellowfin(
         exploding = clip_large_grad & (t >= 1) & (grad_sq >= h_max_prev)
         s_big = _clip_factor(norm, jnp.sqrt(h_max_prev) + eps, exploding)
         applied = tree(lambda g: g * s_big, measured)
-        if wd is not None and not stats_see_weight_decay:
+        separate_wd = wd is not None and not stats_see_weight_decay
+        if separate_wd:
             applied = tree(jnp.add, applied, wd)
         if clip_move:
-            step_norm = lr * jnp.sqrt(tree_sq_norm(applied, dt))
+            # ||s_big * measured||^2 = s_big^2 * grad_sq: no pass over memory unless the weight
+            # decay is added after the measurement.
+            applied_sq = tree_sq_norm(applied, dt) if separate_wd else s_big**2 * grad_sq
+            step_norm = lr * jnp.sqrt(applied_sq)
             s_move = _clip_factor(step_norm, jnp.asarray(max_move, dt), True)
             applied = tree(lambda g: g * s_move, applied)
 
+        ok = jnp.isfinite(raw_sq) & jnp.isfinite(lr) & jnp.isfinite(mu)
+        ok = ok & jnp.isfinite(reading.h_min) & jnp.isfinite(reading.h_max)
+        ok = ok & jnp.isfinite(reading.grad_var) & jnp.isfinite(reading.dist_to_opt)
+        if value is not None:
+            ok = ok & jnp.all(jnp.isfinite(jnp.asarray(value)))
+
         if update_form == "velocity":
-            velocity = tree(lambda v, g: mu * v + g, state.velocity, applied)
-            move = tree(lambda v: -lr * v, velocity)
+            raw_velocity = tree(lambda v, g: mu * v + g, state.velocity, applied)
         else:
-            velocity = tree(lambda v, g: mu * v - lr * g, state.velocity, applied)
-            move = velocity
+            raw_velocity = tree(lambda v, g: mu * v - lr * g, state.velocity, applied)
+        velocity = select_tree(ok, raw_velocity, state.velocity)
+        oracle = oracle._replace(grad_avg=select_tree(ok, oracle.grad_avg, state.oracle.grad_avg))
 
         new = dict(
             count=t + 1,
@@ -358,6 +388,10 @@ def yellowfin(
         )
         if closed_loop:
             target = mu_t if target_momentum is None else state.mu_target
+            # The sensor gathers a few coordinates of the guarded new velocity (equal to the raw
+            # one when the step is taken; on a skip the sensor state is rolled back anyway).
+            # Reading the old buffer instead would force XLA to copy it before the in-place write.
+            move = tree(lambda v: -lr * v, velocity) if update_form == "velocity" else velocity
             mu_hat, valid, sensor = sensor_step(
                 state.sensor,
                 move,
@@ -376,12 +410,12 @@ def yellowfin(
         else:
             new_state = YellowFinState(**new)
 
-        ok = jnp.isfinite(raw_sq) & jnp.isfinite(lr) & jnp.isfinite(mu)
-        ok = ok & jnp.isfinite(reading.h_min) & jnp.isfinite(reading.h_max)
-        ok = ok & jnp.isfinite(reading.grad_var) & jnp.isfinite(reading.dist_to_opt)
-        if value is not None:
-            ok = ok & jnp.all(jnp.isfinite(jnp.asarray(value)))
-        new_updates = tree(lambda m, u: m.astype(jnp.asarray(u).dtype), move, updates)
-        return guard_nonfinite(ok, new_updates, new_state, state, updates)
+        if update_form == "velocity":
+            new_updates = masked_updates(ok, velocity, updates, scale=-lr)
+        else:
+            new_updates = masked_updates(ok, velocity, updates)
+        # Scalars and small arrays rolled back by select; the big buffers are already guarded
+        # (where(ok, new, old) on an unchanged buffer simplifies to the buffer itself).
+        return new_updates, guard_scalars(ok, new_state, state, guarded=("velocity",))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

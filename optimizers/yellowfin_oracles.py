@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optimizers._common import tree_sq_norm
+from optimizers._common import tree_vdot
 
 
 class OracleState(NamedTuple):
@@ -50,15 +50,15 @@ class OracleReading(NamedTuple):
 
 def oracle_init(params: Any, curv_window: int, dtype: jnp.dtype) -> OracleState:
     """Zero statistics for a parameter pytree."""
-    zero = jnp.zeros((), dtype)
+    # One array per field (never one shared scalar), so that the state can be donated.
     return OracleState(
         grad_avg=jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dtype), params),
         curv_win=jnp.zeros((curv_window,), dtype),
-        h_min_avg=zero,
-        h_max_avg=zero,
-        grad_norm_sq_avg=zero,
-        grad_norm_avg=zero,
-        dist_to_opt_avg=zero,
+        h_min_avg=jnp.zeros((), dtype),
+        h_max_avg=jnp.zeros((), dtype),
+        grad_norm_sq_avg=jnp.zeros((), dtype),
+        grad_norm_avg=jnp.zeros((), dtype),
+        dist_to_opt_avg=jnp.zeros((), dtype),
     )
 
 
@@ -85,6 +85,7 @@ def oracle_update(
     zero_debias: bool,
     log_smoothing: bool,
     eps: float,
+    grad_scale: jax.Array | None = None,
 ) -> tuple[OracleState, OracleReading]:
     """One measurement step on the (already clipped) gradient ``grads`` with ||grads||^2 given.
 
@@ -97,6 +98,8 @@ def oracle_update(
         zero_debias: divide the EMAs by d_t.
         log_smoothing: average log curvature extremes (official default) instead of raw ones.
         eps: the official 1e-6 guard.
+        grad_scale: optional scalar s; the measured gradient is then ``s * grads`` (the clip
+            factor, applied inside the fused passes instead of materialising the product).
 
     Returns:
         ``(new_state, reading)``.
@@ -126,10 +129,26 @@ def oracle_update(
         h_max = h_max_avg / d
 
     grad_norm_sq_avg = ema(state.grad_norm_sq_avg, grad_norm_sq)
+
+    def scaled(g: jax.Array) -> jax.Array:
+        g = g if g.dtype == dt else g.astype(dt)
+        return g if grad_scale is None else g * grad_scale
+
     grad_avg = jax.tree_util.tree_map(
-        lambda a, g: b * a + one_minus_b * g.astype(dt), state.grad_avg, grads
+        lambda a, g: b * a + one_minus_b * scaled(g), state.grad_avg, grads
     )
-    grad_var = grad_norm_sq_avg / d - tree_sq_norm(grad_avg, dt) / (d * d)
+    # ||b a + (1 - b) s g||^2 = b^2 <a, a + k g> + (1 - b)^2 ||s g||^2 with k = 2 (1 - b) s / b,
+    # expanded over the old average a: one fused reduction reading a and g (XLA on CPU would
+    # otherwise write the new average once to reduce it and once more to store it). Rounding: a
+    # few float32 ulps of max(b^2 ||a||^2, ((1 - b) s)^2 ||g||^2), the order of the accumulation
+    # error of the direct sum; clamped at 0. b = 0 gives k = 0 and the exact (1 - b)^2 ||s g||^2.
+    s_g = jnp.asarray(1.0 if grad_scale is None else grad_scale, dt)
+    k = jnp.where(b > 0, 2 * one_minus_b * s_g / jnp.where(b > 0, b, 1), 0)
+    cross = jax.tree_util.tree_map(
+        lambda a, g: a + k * (g if g.dtype == dt else g.astype(dt)), state.grad_avg, grads
+    )
+    avg_sq = b * b * tree_vdot(state.grad_avg, cross, dt) + one_minus_b**2 * grad_norm_sq
+    grad_var = grad_norm_sq_avg / d - jnp.maximum(avg_sq, 0) / (d * d)
     grad_var = jnp.where(grad_var > eps, grad_var, jnp.asarray(eps, dt))
 
     grad_norm_avg = ema(state.grad_norm_avg, jnp.sqrt(grad_norm_sq))

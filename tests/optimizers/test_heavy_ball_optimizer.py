@@ -85,12 +85,27 @@ def test_logged_stats_and_extra_args() -> None:
     assert int(stats["skipped"]) == 0
 
 
+def test_negative_momentum_matches_polyak_recursion() -> None:
+    # mu in (-1, 0) is accepted (asynchrony compensation); same float64 recursion as above.
+    rng = np.random.default_rng(3)
+    h = rng.uniform(0.1, 2.0, 4)
+    x0 = rng.standard_normal(4)
+    alpha, mu = 0.3, -0.4
+    xs, state = _run(heavy_ball(alpha, mu), x0, lambda x: h * x, 30)
+    ref = [x0, x0 - alpha * h * x0]
+    for _ in range(1, 30):
+        ref.append(ref[-1] - alpha * h * ref[-1] + mu * (ref[-1] - ref[-2]))
+    # Contracting recursion in float32: rounding of a few 1e-7 relative per step.
+    np.testing.assert_allclose(xs, np.array(ref), rtol=1e-5, atol=1e-6)
+    assert float(state.momentum) == pytest.approx(mu)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
         ({"learning_rate": -0.1, "momentum": 0.5}, "learning_rate"),
         ({"learning_rate": 0.1, "momentum": 1.0}, "momentum"),
-        ({"learning_rate": 0.1, "momentum": -0.1}, "momentum"),
+        ({"learning_rate": 0.1, "momentum": -1.0}, "momentum"),
         ({"learning_rate": 0.1, "momentum": 0.5, "weight_decay": -1.0}, "weight_decay"),
         ({"learning_rate": float("nan"), "momentum": 0.5}, "learning_rate"),
     ],
