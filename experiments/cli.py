@@ -160,6 +160,7 @@ def report_only(out: Annotated[str, typer.Option(help="results directory")] = "r
 
 _USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, KeyError)
 
+
 def _exception_families() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
     """Exit, abort and usage-error classes of the installed typer (and click, when typer uses it).
 
