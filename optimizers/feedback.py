@@ -43,7 +43,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from optimizers._common import check_scalar, guard_nonfinite, stat_dtype, tree_all_finite
+from optimizers._common import (
+    check_scalar,
+    guard_scalars,
+    masked_updates,
+    stat_dtype,
+    tree_all_finite,
+)
 
 SensorConvention = Literal["algorithmic", "total"]
 DEFAULT_GAIN = 0.02
@@ -342,17 +348,17 @@ def momentum_feedback(
 
     def init_fn(params: Any) -> MomentumFeedbackState:
         dt = stat_dtype(params)
-        zero = jnp.zeros((), jnp.int32)
+        # One array per field (no shared buffers), so that the state can be donated.
         return MomentumFeedbackState(
             delta=jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dt), params),
             sensor=sensor_init(params, sensor_size, max_staleness, key),
-            count=zero,
-            learning_rate=lr_at(zero, dt),
+            count=jnp.zeros((), jnp.int32),
+            learning_rate=lr_at(jnp.zeros((), jnp.int32), dt),
             momentum=jnp.asarray(mu0, dt),
             mu_algo=jnp.asarray(mu0, dt),
             mu_hat=jnp.asarray(target_momentum, dt),
             mu_target=jnp.asarray(target_momentum, dt),
-            skipped=zero,
+            skipped=jnp.zeros((), jnp.int32),
         )
 
     def update_fn(
@@ -367,8 +373,12 @@ def momentum_feedback(
         dt = state.mu_algo.dtype
         alpha = lr_at(state.count, dt)
         mu = state.mu_algo
-        grads = jax.tree_util.tree_map(lambda g: g.astype(dt), updates)
-        delta = jax.tree_util.tree_map(lambda g, d: mu * d - alpha * g, grads, state.delta)
+        grads = jax.tree_util.tree_map(lambda g: g if g.dtype == dt else g.astype(dt), updates)
+        # The skip is folded into the one pass that writes the move (see heavy_ball).
+        ok = tree_all_finite(grads) & jnp.isfinite(alpha)
+        delta = jax.tree_util.tree_map(
+            lambda g, d: jnp.where(ok, mu * d - alpha * g, d), grads, state.delta
+        )
         mu_hat, valid, sensor = sensor_step(
             state.sensor, delta, grads, alpha * scale, staleness, min_denominator=min_denominator
         )
@@ -383,10 +393,8 @@ def momentum_feedback(
             mu_target=state.mu_target,
             skipped=state.skipped,
         )
-        new_updates = jax.tree_util.tree_map(
-            lambda d, u: d.astype(jnp.asarray(u).dtype), delta, updates
+        return masked_updates(ok, delta, updates), guard_scalars(
+            ok, new_state, state, guarded=("delta",)
         )
-        ok = tree_all_finite(grads) & jnp.isfinite(alpha)
-        return guard_nonfinite(ok, new_updates, new_state, state, updates)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

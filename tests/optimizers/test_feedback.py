@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from optimizers import logged_stats, momentum_feedback, momentum_sensor, yellowfin
-from optimizers.feedback import DEFAULT_GAIN, feedback_update, sensor_init
+from optimizers.feedback import DEFAULT_GAIN, _median_of_finite, feedback_update, sensor_init
 
 D = 256
 CURV = np.geomspace(0.05, 1.0, D)
@@ -73,6 +73,23 @@ def test_sensor_median_ignores_tiny_denominators_and_outliers() -> None:
 def test_sensor_nan_when_no_denominator_left() -> None:
     z = jnp.zeros(5)
     assert np.isnan(float(momentum_sensor(z, z, jnp.ones(5), 0.1)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_selection_median_equals_nanmedian(seed: int) -> None:
+    # The sensor's sort-free median must give exactly jnp.nanmedian's value (order statistics
+    # are exact; the even-count midpoint uses the same weights): duplicates, signed zeros,
+    # magnitudes over 60 decades, empty and odd/even masks.
+    rng = np.random.default_rng(seed)
+    med = jax.jit(_median_of_finite)
+    for n in (1, 2, 3, 8, 33, 64):
+        for scale in (1.0, 1e-30, 1e30):
+            x = (scale * rng.standard_normal(n)).astype(np.float32)
+            x[: n // 3] = np.round(x[: n // 3])  # ties and +-0
+            for mask in (rng.random(n) < 0.6, np.ones(n, bool), np.zeros(n, bool)):
+                ref = jnp.nanmedian(jnp.where(mask, x, np.nan))
+                got = med(jnp.asarray(x), jnp.asarray(mask))
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
 
 
 def test_sensor_sample_is_fixed_size_and_in_range() -> None:
@@ -222,3 +239,17 @@ def test_invalid_hyperparameters(kwargs: dict, name: str) -> None:
         momentum_feedback(0.1, 1.0)
     with pytest.raises(ValueError, match="learning_rate"):
         momentum_feedback(-0.1, 0.5)
+
+
+@pytest.mark.parametrize("closed_loop", [False, True])
+def test_yellowfin_state_is_donatable(closed_loop: bool) -> None:
+    # No two state fields may share a buffer, or a step with the state donated cannot run.
+    opt = yellowfin(closed_loop=closed_loop)
+    x = jnp.linspace(-1.0, 1.0, 7)
+    state = opt.init(x)
+    ptrs = [leaf.unsafe_buffer_pointer() for leaf in jax.tree_util.tree_leaves(state)]
+    assert len(set(ptrs)) == len(ptrs)
+    step = jax.jit(lambda x, s: opt.update(2 * x, s, x, value=jnp.sum(x * x)), donate_argnums=(1,))
+    for _ in range(3):
+        _, state = step(x, state)
+    assert int(state.count) == 3 and int(state.skipped) == 0

@@ -119,3 +119,21 @@ def test_weight_decay_needs_params() -> None:
     opt = heavy_ball(0.1, 0.5, weight_decay=0.1)
     with pytest.raises(ValueError, match="params"):
         opt.update(jnp.ones(2), opt.init(jnp.ones(2)))
+
+
+def _distinct_buffers(tree) -> bool:
+    ptrs = [leaf.unsafe_buffer_pointer() for leaf in jax.tree_util.tree_leaves(tree)]
+    return len(set(ptrs)) == len(ptrs)
+
+
+def test_state_buffers_are_distinct_and_donatable() -> None:
+    # Fields sharing one buffer cannot all be donated to a jitted step.
+    opt = heavy_ball(0.1, -0.3)
+    x = jnp.ones(5)
+    state = opt.init(x)
+    assert _distinct_buffers(state)
+    step = jax.jit(lambda x, s, g: opt.update(g, s, x), donate_argnums=(1,))
+    upd, state = step(x, state, 2 * x)
+    upd, state = step(x, state, 2 * x)
+    # delta_1 = -0.1 g, delta_2 = -0.3 delta_1 - 0.1 g with g = 2.
+    np.testing.assert_allclose(np.asarray(upd), np.full(5, -0.3 * -0.2 - 0.2), rtol=1e-6)
