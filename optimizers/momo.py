@@ -17,10 +17,8 @@ from optimizers._common import (
 from optimizers.momo_core import (
     check_common,
     ema_tree,
-    is_zero,
     keep_if_skipped,
-    model_step,
-    shrink_factor,
+    scalar_step,
     tree_dot,
     wide,
 )
@@ -190,60 +188,35 @@ def momo(
         # d_k enters only the reductions here; the stored d_k is recomputed in the guarded update
         # pass below, so no parameter-sized temporary is materialised.
         d = ema_tree(state.d, updates, b)
-        fbar = b * state.fbar + (1 - b) * f
-        if track_params:
-            moved = jax.tree_util.tree_map(
-                lambda x, p: x.astype(wide(x.dtype)) - p.astype(wide(x.dtype)),
-                params,
-                state.prev_params,
-            )
-            increment = tree_dot(state.d, moved, sd)
-        else:
-            increment = state.du
-        u = b * (state.u + increment)
         dd = tree_dot(d, d, sd)
-        if is_zero(weight_decay):
-            dx = jnp.zeros((), sd)
-        else:
-            # <d_k, x_k> = beta (<d_{k-1}, x_{k-1}> + increment) + (1 - beta) <g_k, x_k>: only
-            # <g_k, x_k> is reduced, d_k is never materialised for a second reduction.
-            dx = b * (state.dx + increment) + (1 - b) * tree_dot(updates, params, sd)
-        ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
-        wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
-        step = model_step(
-            alpha=alpha,
-            lam=wd,
+        step = scalar_step(
+            state,
+            updates,
+            params,
+            f=f,
+            beta=b,
             rho=rho,
-            h=fbar + u,
-            dx=dx,
+            alpha=alpha,
             dd=dd,
-            lower_bound=state.lower_bound,
-            floor=jnp.asarray(lower_bound, sd),
+            weight_decay=weight_decay,
+            lower_bound=lower_bound,
             adapt=adapt_lower_bound,
+            track_params=track_params,
         )
-        shrink, inv_c = shrink_factor(alpha, wd)
-        # A skipped step (not ok) keeps d and moves nothing: scale = shrink = 0 on a finite d.
-        scale = jnp.where(ok, step.tau * inv_c, 0.0)
-        shrink = None if shrink is None else jnp.where(ok, shrink, 0.0)
+        ok = step.ok
+        # A skipped step (not ok) keeps d: the guarded average below is exactly state.d.
         d_kept = ema_tree(state.d, updates, b, ok)
-
-        def direction(m: jax.Array, x: jax.Array) -> jax.Array:
-            out = -scale.astype(m.dtype) * m
-            if shrink is not None:
-                out = out - shrink.astype(m.dtype) * x.astype(m.dtype)
-            return out.astype(x.dtype)
-
-        new_updates = jax.tree_util.tree_map(direction, d_kept, params)
+        new_updates = jax.tree_util.tree_map(step.direction, d_kept, params)
         new_state = MomoState(
             d=d_kept,
-            fbar=fbar,
-            u=u,
-            du=step.increment,
-            dx=dx,
-            lower_bound=step.lower_bound_next,
+            fbar=step.fbar,
+            u=step.u,
+            du=step.model.increment,
+            dx=step.dx,
+            lower_bound=step.model.lower_bound_next,
             learning_rate=alpha,
-            step_size=step.tau,
-            h=step.h,
+            step_size=step.model.tau,
+            h=step.model.h,
             count=count + 1,
             skipped=state.skipped,
             prev_params=params if track_params else None,

@@ -17,10 +17,8 @@ from optimizers._common import (
 from optimizers.momo_core import (
     check_common,
     ema_tree,
-    is_zero,
     keep_if_skipped,
-    model_step,
-    shrink_factor,
+    scalar_step,
     tree_dot,
     wide,
 )
@@ -205,39 +203,22 @@ def momo_adam(
         g_sq = jax.tree_util.tree_map(lambda g: jnp.square(g.astype(wide(g.dtype))), updates)
         v = ema_tree(state.v, g_sq, beta2)
         dd = tree_dot(d, jax.tree_util.tree_map(precondition_in_reduction, d, v), sd)
-        fbar = beta1 * state.fbar + (1 - beta1) * f
-        if track_params:
-            moved = jax.tree_util.tree_map(
-                lambda x, p: x.astype(wide(x.dtype)) - p.astype(wide(x.dtype)),
-                params,
-                state.prev_params,
-            )
-            increment = tree_dot(state.d, moved, sd)
-        else:
-            increment = state.du
-        u = beta1 * (state.u + increment)
-        if is_zero(weight_decay):
-            dx = jnp.zeros((), sd)
-        else:
-            # <d_k, x_k> by the same recursion as u_k: only <g_k, x_k> is reduced.
-            dx = beta1 * (state.dx + increment) + (1 - beta1) * tree_dot(updates, params, sd)
-        ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
-        wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
-        step = model_step(
-            alpha=alpha,
-            lam=wd,
+        step = scalar_step(
+            state,
+            updates,
+            params,
+            f=f,
+            beta=beta1,
             rho=rho,
-            h=fbar + u,
-            dx=dx,
+            alpha=alpha,
             dd=dd,
-            lower_bound=state.lower_bound,
-            floor=jnp.asarray(lower_bound, sd),
+            weight_decay=weight_decay,
+            lower_bound=lower_bound,
             adapt=adapt_lower_bound,
+            track_params=track_params,
         )
-        shrink, inv_c = shrink_factor(alpha, wd)
-        # A skipped step (not ok) keeps d, v and moves nothing: scale = shrink = 0, finite D^{-1} d.
-        scale = jnp.where(ok, step.tau * inv_c, 0.0)
-        shrink = None if shrink is None else jnp.where(ok, shrink, 0.0)
+        ok = step.ok
+        # A skipped step (not ok) keeps d and v: the guarded averages below are exactly the old.
         d_kept = ema_tree(state.d, updates, beta1, ok)
         # Squared after the guard's select (not the g^2 above), so that XLA does not materialise
         # one g^2 shared by the reduction and this update.
@@ -249,23 +230,20 @@ def momo_adam(
         )
 
         def direction(m: jax.Array, s: jax.Array, x: jax.Array) -> jax.Array:
-            out = -scale.astype(m.dtype) * precondition(m, s)
-            if shrink is not None:
-                out = out - shrink.astype(m.dtype) * x.astype(m.dtype)
-            return out.astype(x.dtype)
+            return step.direction(precondition(m, s), x)
 
         new_updates = jax.tree_util.tree_map(direction, d_kept, v_kept, params)
         new_state = MomoAdamState(
             d=d_kept,
             v=v_kept,
-            fbar=fbar,
-            u=u,
-            du=step.increment,
-            dx=dx,
-            lower_bound=step.lower_bound_next,
+            fbar=step.fbar,
+            u=step.u,
+            du=step.model.increment,
+            dx=step.dx,
+            lower_bound=step.model.lower_bound_next,
             learning_rate=alpha,
-            step_size=step.tau,
-            h=step.h,
+            step_size=step.model.tau,
+            h=step.model.h,
             count=count + 1,
             skipped=state.skipped,
             prev_params=params if track_params else None,

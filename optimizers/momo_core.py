@@ -4,7 +4,7 @@ Both optimizers build the same model of the loss from exponential averages of th
 losses ``f_j``, gradients ``g_j`` and inner products ``<g_j, x_j>``; they differ only in the
 geometry of the step (identity for MoMo, Adam's diagonal ``D_k`` for MoMo-Adam). This module holds
 the part that is identical: the step size ``tau_k``, the lower-bound estimate of MoMo* and the
-cancellation-free recursion for the model value ``h_k``.
+cancellation-free recursion for the model value ``h_k`` (:func:`scalar_step` bundles them).
 
 Notation (reference/momo.md): ``c = 1 + alpha lambda``, ``rho_k`` the bias correction (1 without),
 ``u_k = <d_k, x_k> - gamma_k`` so that ``h_k = fbar_k + u_k``, and ``dd = <d_k, P d_k>`` with ``P``
@@ -13,6 +13,7 @@ the identity (MoMo) or ``D_k^{-1}`` (MoMo-Adam).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -166,3 +167,129 @@ def keep_if_skipped(ok: jax.Array, new_state: Any, old_state: Any, guarded: tupl
             fields[name] = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
     fields["skipped"] = old_state.skipped + jnp.where(ok, 0, 1).astype(jnp.int32)
     return type(new_state)(**fields)
+
+
+class ScalarStep(NamedTuple):
+    """Scalars of one MoMo / MoMo-Adam step, produced by :func:`scalar_step`.
+
+    Attributes:
+        fbar: loss average ``fbar_k``.
+        u: ``u_k = <d_k, x_k> - gamma_k``.
+        dx: ``<d_k, x_k>`` (0 without weight decay).
+        ok: whether the step is accepted (``f_k``, ``dd`` and ``dx`` finite).
+        model: the :class:`ModelStep` of :func:`model_step`.
+        scale: ``tau_k / c`` when ``ok``, else 0.
+        shrink: ``alpha_k lambda / c`` when ``ok``, else 0; None without weight decay.
+    """
+
+    fbar: jax.Array
+    u: jax.Array
+    dx: jax.Array
+    ok: jax.Array
+    model: ModelStep
+    scale: jax.Array
+    shrink: jax.Array | None
+
+    @property
+    def direction(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
+        """Leafwise update ``(pd, x) -> -scale pd - shrink x`` in the dtype of ``x``.
+
+        ``pd`` is the leaf of ``P d_k`` (``d_k`` for MoMo, ``D_k^{-1} d_k`` for MoMo-Adam), so that
+        ``x + direction(pd, x) = (x - tau_k P d_k) / c`` is the proximal step.
+        """
+        scale, shrink = self.scale, self.shrink
+
+        def direction(pd: jax.Array, x: jax.Array) -> jax.Array:
+            out = -scale.astype(pd.dtype) * pd
+            if shrink is not None:
+                out = out - shrink.astype(pd.dtype) * x.astype(pd.dtype)
+            return out.astype(x.dtype)
+
+        return direction
+
+
+def scalar_step(
+    state: Any,
+    grads: Any,
+    params: Any,
+    *,
+    f: jax.Array,
+    beta: jax.Array,
+    rho: jax.Array,
+    alpha: jax.Array,
+    dd: jax.Array,
+    weight_decay: Any,
+    lower_bound: Any,
+    adapt: bool,
+    track_params: bool,
+) -> ScalarStep:
+    """Loss average, cancellation-free model value and step scalars of one MoMo step.
+
+    Schaipp et al., "MoMo: Momentum Models for Adaptive Learning Rates", ICML 2024
+    (arXiv 2305.07583), Alg. 1-2, Sec. 4-5 (reference/momo.md). With ``c = 1 + alpha lambda``::
+
+        fbar_k    = beta fbar_{k-1} + (1 - beta) f_k
+        incr      = <d_{k-1}, x_k - x_{k-1}>   (state.du, or measured with track_params)
+        u_k       = beta (u_{k-1} + incr)
+        <d_k,x_k> = beta (<d_{k-1}, x_{k-1}> + incr) + (1 - beta) <g_k, x_k>   (weight decay only)
+        tau_k     = model_step(h = fbar_k + u_k, ...).tau
+        x_{k+1}   = x_k - (tau_k / c) P d_k - (alpha lambda / c) x_k = (x_k - tau_k P d_k) / c
+
+    so that ``h_k = fbar_k + u_k`` is never the difference of two large numbers. The only
+    reductions are ``<d_{k-1}, x_k - x_{k-1}>`` (``track_params``) and ``<g_k, x_k>`` (weight
+    decay); ``dd = <d_k, P d_k>`` is reduced by the caller, with its own preconditioner ``P``.
+
+    Args:
+        state: optimizer state with fields ``d``, ``fbar``, ``u``, ``du``, ``dx``, ``lower_bound``
+            and ``prev_params``; ``state.fbar.dtype`` is the statistics dtype.
+        grads: the gradient ``g_k``.
+        params: the parameters ``x_k``.
+        f: the batch loss ``f_k`` in the statistics dtype.
+        beta: momentum of the averages this step (0 at the first step without bias correction).
+        rho: bias correction ``1 - beta^k`` (1 without).
+        alpha: learning rate (the cap) of this step.
+        dd: ``<d_k, P d_k>``.
+        weight_decay: ``lambda`` (a Python 0 skips the ``<d, x>`` terms).
+        lower_bound: the user's lower bound ``f_*``, a hard floor of MoMo*'s estimate.
+        adapt: whether MoMo* updates the estimate.
+        track_params: measure the increment from ``state.prev_params``.
+
+    Returns:
+        The :class:`ScalarStep`; the step is skipped (scale = shrink = 0) when not ``ok``.
+    """
+    sd = state.fbar.dtype
+    fbar = beta * state.fbar + (1 - beta) * f
+    if track_params:
+        moved = jax.tree_util.tree_map(
+            lambda x, p: x.astype(wide(x.dtype)) - p.astype(wide(x.dtype)),
+            params,
+            state.prev_params,
+        )
+        increment = tree_dot(state.d, moved, sd)
+    else:
+        increment = state.du
+    u = beta * (state.u + increment)
+    if is_zero(weight_decay):
+        dx = jnp.zeros((), sd)
+    else:
+        # <d_k, x_k> = beta (<d_{k-1}, x_{k-1}> + increment) + (1 - beta) <g_k, x_k>: only
+        # <g_k, x_k> is reduced, d_k is never materialised for a second reduction.
+        dx = beta * (state.dx + increment) + (1 - beta) * tree_dot(grads, params, sd)
+    ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
+    wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
+    model = model_step(
+        alpha=alpha,
+        lam=wd,
+        rho=rho,
+        h=fbar + u,
+        dx=dx,
+        dd=dd,
+        lower_bound=state.lower_bound,
+        floor=jnp.asarray(lower_bound, sd),
+        adapt=adapt,
+    )
+    shrink, inv_c = shrink_factor(alpha, wd)
+    # A skipped step (not ok) moves nothing: scale = shrink = 0 on a finite P d.
+    scale = jnp.where(ok, model.tau * inv_c, 0.0)
+    shrink = None if shrink is None else jnp.where(ok, shrink, 0.0)
+    return ScalarStep(fbar, u, dx, ok, model, scale, shrink)
