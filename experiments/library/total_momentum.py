@@ -19,7 +19,21 @@ Prediction: :func:`theory.total_momentum` (first order) and :func:`theory.async_
   (:func:`gpu.geometric`), the sensor of :func:`optimizers.momentum_feedback` read in the loop
   (paper's stale form, total convention) with a negligible gain (``1e-9``) so that the applied
   momentum stays ``mu_L``. Minibatch noise dominates the differences there, so the first-order
-  value is not expected; the record reports the gap and the verdict uses the ordering only.
+  value is not expected; the record reports the gap and the verdict checks only that the
+  asynchronous reading exceeds ``mu_L`` by ``margin_z`` standard errors (measured: 0.13 and 0.53
+  for ``mu_L`` = 0 and 0.5 against first-order 0.94 and 0.97).
+
+Tolerance of the simulator's comparison with first order. The trajectory sensor is read on single
+runs with finite step ``alpha``; its deviation from the small-step limit is not
+``alpha h E[tau] < 0.01`` (with ``alpha = 0.01``, ``h <= 1`` and ``E[tau] = 15`` that scale is
+0.075-0.15). It is measured instead: every asynchronous run is repeated at ``alpha / 2`` (same
+schedule seed). If the reading's deviation from its ``alpha -> 0`` limit is ``c alpha^p`` with
+``p >= 1``, then ``|r(alpha) - r(0)| = |r(alpha) - r(alpha/2)| / (1 - 2^-p)
+<= 2 |r(alpha) - r(alpha/2)|`` (measured here: ``p`` about 2, the gap to first order falls from
+0.016 to 0.004 to 0.001 as ``alpha`` halves at ``mu_L = 0``). The tolerance is that bound, plus
+4 batch-means standard errors of the two readings, plus ``total_tol`` for the second-order terms
+of the mean dynamics that the first-order formula drops at ``alpha -> 0`` (at ``mu_L = 0.5`` the
+reading settles about 0.0013 below first order as ``alpha`` shrinks to 0.0025).
 """
 
 from __future__ import annotations
@@ -47,13 +61,13 @@ class TotalMomentumConfig:
     Attributes:
         workers: asynchronous ``M`` (the synchronous run is ``M = 1``).
         mus: algorithmic momenta ``mu_L``.
-        alpha: step of the quadratic runs; small, so that the sensor's bias of order
-            ``alpha h E[tau]`` stays below 0.01.
+        alpha: step of the quadratic runs (every asynchronous run is repeated at ``alpha / 2`` to
+            measure the sensor's step bias; module docstring).
         spectrum: ``(h_min, h_max, n)`` of the diagonal quadratic.
         steps, burn_in: run length and the readings left out at the start.
         sync_tol: synchronous reading vs ``mu_L`` (float32 rounding: exact to ~1e-5).
-        total_tol: asynchronous reading vs the first-order total momentum: sensor bias plus the
-            first-order approximation (both below 0.01 at this step), plus 4 batch-means errors.
+        total_tol: second-order allowance of the first-order total momentum at ``alpha -> 0``,
+            added to the measured step-bias bound and 4 batch-means errors (module docstring).
         rate_z, rate_abs: measured rate vs spectral radius within ``rate_z`` jackknife errors plus
             ``rate_abs`` (one run of a random schedule, not the ensemble mean).
         net_steps, net_lr, net_batch, net_hidden: the digits MLP runs; ``net_steps = 0`` skips them.
@@ -68,7 +82,7 @@ class TotalMomentumConfig:
     steps: int = 8000
     burn_in: int = 400
     sync_tol: float = 0.02
-    total_tol: float = 0.02
+    total_tol: float = 0.005
     rate_z: float = 4.0
     rate_abs: float = 2e-3
     net_steps: int = 2000
@@ -104,6 +118,18 @@ def _simulate(cfg: TotalMomentumConfig, mu: float, m: int, seed: int) -> dict:
     }
 
 
+def step_bias_bound(reading: np.ndarray, reading_half: np.ndarray) -> np.ndarray:
+    """Bound on a reading's distance to its ``alpha -> 0`` limit from runs at ``alpha`` and half.
+
+    With a deviation ``c alpha^p``, ``p >= 1``: ``|r(alpha) - r(0)| <= 2 |r(alpha) - r(alpha/2)|``.
+
+    Example:
+        >>> round(float(step_bias_bound(np.array(0.96), np.array(0.945))), 9)  # true gap 0.02
+        0.03
+    """
+    return 2.0 * np.abs(np.asarray(reading, float) - np.asarray(reading_half, float))
+
+
 def _network(cfg: TotalMomentumConfig, mu: float, m: int, seed: int) -> dict:
     task = gpu.classification_task(load_digits(), cfg.net_batch)
     model = init_model(lambda r: MLP(64, (cfg.net_hidden,), 10, rngs=r), seed)
@@ -137,6 +163,10 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
     mus = np.asarray(cfg.mus, float)
     first_order = np.asarray(theory.total_momentum(mus, m), float)
     sim = {(mu, w): _simulate(cfg, mu, w, seed) for mu in cfg.mus for w in (1, m)}
+    half_cfg = dataclasses.replace(cfg, alpha=cfg.alpha / 2)
+    half = {mu: _simulate(half_cfg, mu, m, seed)["total"] for mu in cfg.mus}
+    half_total = np.array([half[mu].mean for mu in cfg.mus])
+    half_se = np.array([half[mu].stderr for mu in cfg.mus])
     sync_algo = np.array([sim[mu, 1]["algorithmic"].median for mu in cfg.mus])
     sync_total = np.array([sim[mu, 1]["total"].median for mu in cfg.mus])
     async_algo = np.array([sim[mu, m]["algorithmic"].median for mu in cfg.mus])
@@ -146,14 +176,14 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
     rate_se = np.array([[sim[mu, w]["rate_se"] for w in (1, m)] for mu in cfg.mus])
     radius = np.array([[sim[mu, w]["radius"] for w in (1, m)] for mu in cfg.mus])
     total_gap = np.abs(async_total - first_order)
+    step_bias = step_bias_bound(async_total, half_total)
+    total_allow = step_bias + 4 * np.hypot(async_total_se, half_se) + cfg.total_tol
     checks = {
         "sim_sync_reads_algorithmic": bool(np.all(np.abs(sync_algo - mus) <= cfg.sync_tol)),
         "sim_sync_total_convention_reads_algorithmic": bool(
             np.all(np.abs(sync_total - mus) <= cfg.sync_tol)
         ),
-        "sim_async_reads_first_order_total": bool(
-            np.all(total_gap <= cfg.total_tol + 4 * async_total_se)
-        ),
+        "sim_async_reads_first_order_total": bool(np.all(total_gap <= total_allow)),
         "sim_async_exceeds_algorithmic": bool(
             np.all(async_total > mus + 0.5 * (first_order - mus))
         ),
@@ -176,6 +206,10 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
         "sim_async_algorithmic_convention": async_algo,
         "sim_async_total": async_total,
         "sim_async_total_stderr": async_total_se,
+        "sim_async_total_half_alpha": half_total,
+        "sim_async_step_bias_bound": step_bias,
+        "sim_async_gap_to_first_order": async_total - first_order,
+        "sim_async_allowed_gap": total_allow,
         "sim_rate_sync_async": rates,
         "checks": checks,
     }
@@ -188,6 +222,7 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
         "sim_async_algo": async_algo,
         "sim_async_total": async_total,
         "sim_async_total_se": async_total_se,
+        "sim_async_total_half": half_total,
         "sim_rates": rates,
         "sim_radius": radius,
         **{
@@ -228,8 +263,9 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
         tolerance={
             "sync": f"|reading - mu_L| <= {cfg.sync_tol}",
             "async_total": (
-                f"|reading - (1 - (1 - mu_L)/M)| <= {cfg.total_tol} + 4 batch-means SE "
-                "(sensor bias ~ alpha h E[tau] and first-order error, both < 0.01 here)"
+                "|reading - (1 - (1 - mu_L)/M)| <= 2 |r(alpha) - r(alpha/2)| (measured step "
+                "bias, for a bias ~ alpha^p with p >= 1) + 4 batch-means SE of both readings + "
+                f"{cfg.total_tol} (second-order terms of the mean dynamics)"
             ),
             "async_exceeds": (
                 "simulator: reading above mu_L + half the predicted excess; network: above "
@@ -241,7 +277,9 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
         summary=(
             f"M={m}: simulator reads {', '.join(f'{v:.3f}' for v in async_total)} vs first-order "
             f"{', '.join(f'{v:.3f}' for v in first_order)} for mu_L = "
-            f"{', '.join(f'{v:g}' for v in mus)}; sync reads "
+            f"{', '.join(f'{v:g}' for v in mus)} (allowed gap "
+            f"{', '.join(f'{v:.3f}' for v in total_allow)}; at alpha/2 "
+            f"{', '.join(f'{v:.3f}' for v in half_total)}); sync reads "
             f"{', '.join(f'{v:.3f}' for v in sync_algo)}{net_text}"
         ),
         arrays=arrays,
@@ -311,8 +349,10 @@ def plot(record: Record) -> Figure:
 
 
 EXPERIMENT_CLAIM = (
-    "The total-momentum sensor reads the algorithmic momentum in synchronous training and more "
-    "than it with 16 asynchronous workers (first order: 1 - (1 - mu_L)/M)."
+    "The total-momentum sensor reads the algorithmic momentum mu_L in synchronous training; with "
+    "16 asynchronous workers it reads the first-order total momentum 1 - (1 - mu_L)/M on a "
+    "quadratic (within its measured step bias) and, on a digits MLP, more than mu_L (only the "
+    "ordering is checked there: the reading stays far below first order)."
 )
 
 EXPERIMENT = register(
