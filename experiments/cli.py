@@ -3,7 +3,11 @@
 ``list``, ``run``, ``reproduce`` and ``report`` drive the experiment framework (see
 :mod:`experiments.reproduce` for the results layout); other command groups (``theory``) are added
 by the modules that own them. Invalid input ends with a one-line message on stderr and exit status
-2, never a traceback; an experiment that raised gives exit status 1.
+2, never a traceback; an experiment that raised gives exit status 1. ``momlab`` (or a command group
+such as ``momlab theory``) without a command prints its help and exits with status 0.
+
+Names, claims, summaries and paths are printed as plain text, never parsed as rich markup: a claim
+that mentions ``[h_min, h_max]`` is shown as written.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from experiments import registry, report, reproduce
 
@@ -46,6 +52,11 @@ def _console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=True, highlight=False)
 
 
+def _say(console: Console, text: str) -> None:
+    """Print ``text`` as it is (no markup, no highlighting)."""
+    console.print(text, markup=False, highlight=False)
+
+
 def _warn_import_errors() -> None:
     for module, message in registry.import_errors().items():
         print(f"momlab: warning: {module} failed to import: {message}", file=sys.stderr)
@@ -60,7 +71,7 @@ def list_experiments() -> None:
     for column in ("name", "device", "title", "claim"):
         table.add_column(column, overflow="fold")
     for exp in found:
-        table.add_row(exp.name, exp.device, exp.title, exp.claim)
+        table.add_row(*(Text(cell) for cell in (exp.name, exp.device, exp.title, exp.claim)))
     _console().print(table)
 
 
@@ -81,8 +92,9 @@ def run_one(
     exp = registry.get(name)
     target = reproduce.ensure_output_dir(out)
     record = reproduce.run_experiment(exp, quick=quick, seed=seed, out=target)
-    _console().print(f"{exp.name}: {record.verdict} - {record.summary}")
-    _console().print(f"written to {target / exp.name}")
+    console = _console()
+    _say(console, f"{exp.name}: {record.verdict} - {record.summary}")
+    _say(console, f"written to {target / exp.name}")
     if record.verdict == "error":
         raise typer.Exit(1)
 
@@ -124,10 +136,10 @@ def reproduce_all(
         task = progress.add_task("reproduce", total=total)
 
         def started(name: str, mode: str) -> None:
-            progress.update(task, description=f"{name} ({mode})")
+            progress.update(task, description=escape(f"{name} ({mode})"))
 
         def done(outcome: reproduce.Outcome) -> None:
-            console.print(f"{outcome.name}: {outcome.status} ({outcome.detail})")
+            _say(console, f"{outcome.name}: {outcome.status} ({outcome.detail})")
             if outcome.status != "error" or outcome.record is not None:
                 progress.advance(task)
 
@@ -144,8 +156,8 @@ def reproduce_all(
     counts = {
         s: sum(o.status == s for o in outcomes) for s in ("ran", "reused", "skipped", "error")
     }
-    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
-    console.print(f"report: {Path(out) / report.REPORT_FILE}, {Path(out) / report.SUMMARY_FILE}")
+    _say(console, ", ".join(f"{n} {s}" for s, n in counts.items()))
+    _say(console, f"report: {Path(out) / report.REPORT_FILE}, {Path(out) / report.SUMMARY_FILE}")
     if counts["error"]:
         raise typer.Exit(1)
 
@@ -155,7 +167,7 @@ def report_only(out: Annotated[str, typer.Option(help="results directory")] = "r
     """Write results/report.html and results/summary.md from the finished records."""
     registry.discover()
     page, summary = report.write_report(out)
-    _console().print(f"report: {page}, {summary}")
+    _say(_console(), f"report: {page}, {summary}")
 
 
 _USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, KeyError)
@@ -190,6 +202,20 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "invalid input"
 
 
+def _user_message(err: Exception) -> str:
+    """One line for a user error; an OS error reads ``<path>: <reason>``, not ``[Errno n] ...``."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror.lower()}"
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return _first_line(text) if text.strip() else type(err).__name__
+
+
+def _is_help_request(err: Exception) -> bool:
+    """Whether ``err`` is click's "no arguments, so show the help" signal (click >= 8.2)."""
+    return type(err).__name__ == "NoArgsIsHelpError"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``momlab`` console script.
 
@@ -197,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The process exit status (0 on success, 1 when an experiment raised, 2 on invalid input).
+        The process exit status (0 on success or when only the help was asked for, 1 when an
+        experiment raised, 2 on invalid input).
     """
     _register()
     command = typer.main.get_command(app)
@@ -210,11 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except _CLICK_ERRORS as err:
         text = err.format_message() if hasattr(err, "format_message") else str(err)
+        if _is_help_request(err):
+            # The rich help formatter has printed the help already; plain click returns it here.
+            if text.strip():
+                print(text)
+            return 0
         print(f"momlab: error: {_first_line(text)}", file=sys.stderr)
         return 2
     except _USER_ERRORS as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"momlab: error: {message}", file=sys.stderr)
+        print(f"momlab: error: {_user_message(err)}", file=sys.stderr)
         return 2
     # Without standalone mode click returns the code of a typer.Exit instead of raising it.
     return status if isinstance(status, int) else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import os
 import pkgutil
 import re
@@ -35,8 +36,8 @@ class Experiment:
         name: short slug (lower case, digits, dashes), also the results directory name.
         title: a few words for tables and figure titles.
         claim: the claim under test, one sentence.
-        config: a frozen dataclass type; ``config()`` is the full configuration and
-            ``config.quick()`` the quick one.
+        config: a frozen dataclass type (``@dataclass(frozen=True)``) with a classmethod
+            ``quick``; ``config()`` is the full configuration and ``config.quick()`` the quick one.
         run: ``run(cfg, seed) -> Record``: prediction from theory, measurement from a simulator or a
             trainer, and the verdict.
         plot: ``plot(record) -> matplotlib.figure.Figure``.
@@ -60,12 +61,9 @@ class Experiment:
             )
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)} (got {self.device!r})")
-        if not (isinstance(self.config, type) and dataclasses.is_dataclass(self.config)):
-            raise ValueError("config must be a dataclass type")
-        if not callable(getattr(self.config, "quick", None)):
-            raise ValueError("config must define a classmethod quick()")
+        _check_config(self.name, self.config)
         if not callable(self.run) or not callable(self.plot):
-            raise ValueError("run and plot must be callables")
+            raise ValueError(f"experiment {self.name!r}: run and plot must be callables")
 
     def make_config(self, quick: bool) -> Any:
         """The quick or the full configuration instance."""
@@ -79,16 +77,42 @@ class Experiment:
         return to_jsonable(dataclasses.asdict(self.make_config(quick)))
 
 
+def _check_config(name: str, config: Any) -> None:
+    """Check that ``config`` is a frozen dataclass type with a classmethod ``quick``.
+
+    Frozen, because a configuration must not change after its record was made.
+
+    Raises:
+        ValueError: naming the experiment and what is wrong with its config.
+    """
+    if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+        raise ValueError(
+            f"experiment {name!r}: config must be a dataclass type (got {config!r}); "
+            "declare it with @dataclasses.dataclass(frozen=True)"
+        )
+    if not config.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise ValueError(
+            f"experiment {name!r}: config {config.__name__} must be a frozen dataclass "
+            "(@dataclasses.dataclass(frozen=True))"
+        )
+    if not isinstance(inspect.getattr_static(config, "quick", None), classmethod):
+        raise ValueError(
+            f"experiment {name!r}: config {config.__name__} must define a classmethod quick()"
+        )
+
+
 def register(experiment: Experiment) -> Experiment:
     """Add ``experiment`` to the registry and return it.
 
     Re-registering the same name from the same module (a re-import) replaces the entry.
 
     Raises:
-        ValueError: when another module already registered the name.
+        ValueError: when ``experiment`` is not an :class:`Experiment`, its config is not a frozen
+            dataclass with a classmethod ``quick``, or another module already registered the name.
     """
     if not isinstance(experiment, Experiment):
-        raise ValueError("register() takes an Experiment")
+        raise ValueError(f"register() takes an Experiment (got {type(experiment).__name__})")
+    _check_config(experiment.name, experiment.config)
     old = _REGISTRY.get(experiment.name)
     if old is not None and _origin(old) != _origin(experiment):
         raise ValueError(

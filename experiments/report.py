@@ -3,6 +3,10 @@
 ``write_report(out)`` reads every ``out/<name>/record.json`` and writes ``out/report.html`` (figures
 embedded as base64 PNG, with links to the PNG/SVG/JSON/NPZ files next to it) and ``out/summary.md``
 (a table claim / prediction / measurement / verdict). Both are written atomically.
+
+A figure is shown or linked only when its SHA-256 equals the digest its record stored when the
+figure was written (``provenance["figures"]``): a figure left from another run is never presented
+beside a record it does not belong to.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from experiments import registry
-from experiments.record import ARRAYS_FILE, RECORD_FILE, Record, atomic_write_text
+from experiments.record import ARRAYS_FILE, RECORD_FILE, Record, atomic_write_text, file_digest
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.md"
+FIGURE_FILES = ("figure.png", "figure.svg")
 _MAX_ITEMS = 6
+_HIDDEN_PROVENANCE = ("traceback", "figures")
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -63,6 +69,27 @@ def load_records(out: str | Path) -> list[Record]:
     return sorted(records, key=lambda r: order.get(r.name, (10**9, r.name)))
 
 
+def record_figures(record: Record, directory: str | Path) -> dict[str, Path]:
+    """The figure files in ``directory`` that belong to ``record``.
+
+    Returns:
+        ``{file name: path}`` for each of :data:`FIGURE_FILES` whose SHA-256 equals the digest
+        stored in ``record.provenance["figures"]``; empty for a record that stored none.
+    """
+    stored = record.provenance.get("figures")
+    if not isinstance(stored, Mapping):
+        return {}
+    found = {}
+    for name in FIGURE_FILES:
+        path = Path(directory) / name
+        try:
+            if stored.get(name) == file_digest(path):
+                found[name] = path
+        except OSError:
+            continue
+    return found
+
+
 def _verdict_class(verdict: str) -> str:
     return {"holds": "holds", "fails": "fails", "error": "error"}.get(verdict, "na")
 
@@ -85,22 +112,19 @@ def _section(record: Record, out: Path) -> str:
         f'<p><b>Verdict:</b> <span class="{cls}">{html.escape(record.verdict)}</span> '
         f"&mdash; {html.escape(record.summary)}</p>"
     )
-    png = directory / "figure.png"
-    if png.is_file():
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
+    figures = record_figures(record, directory)
+    if "figure.png" in figures:
+        data = base64.b64encode(figures["figure.png"].read_bytes()).decode("ascii")
         parts.append(f'<img alt="figure of {name}" src="data:image/png;base64,{data}">')
-    links = [
-        f'<a href="{html.escape(record.name)}/{f}">{f}</a>'
-        for f in ("figure.png", "figure.svg", RECORD_FILE, ARRAYS_FILE)
-        if (directory / f).is_file()
-    ]
+    files = [*figures, *(f for f in (RECORD_FILE, ARRAYS_FILE) if (directory / f).is_file())]
+    links = [f'<a href="{html.escape(record.name)}/{f}">{f}</a>' for f in files]
     parts.append(f"<p>Files: {' &middot; '.join(links)}</p>")
     parts.append(
         "<table><tr><th>prediction</th><th>measurement</th><th>tolerance</th><th>config</th></tr>"
         f"<tr><td>{_kv_html(record.prediction)}</td><td>{_kv_html(record.measurement)}</td>"
         f"<td>{_kv_html(record.tolerance)}</td><td>{_kv_html(record.config)}</td></tr></table>"
     )
-    prov = {k: v for k, v in record.provenance.items() if k != "traceback"}
+    prov = {k: v for k, v in record.provenance.items() if k not in _HIDDEN_PROVENANCE}
     parts.append(f"<p><b>Provenance.</b> {_kv_html(prov)}</p>")
     if "traceback" in record.provenance:
         parts.append(f"<pre>{html.escape(str(record.provenance['traceback']))}</pre>")
@@ -149,7 +173,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(records: list[Record], missing: Mapping[str, str]) -> str:
+def render_markdown(
+    records: list[Record], missing: Mapping[str, str], out: Path | None = None
+) -> str:
     """The Markdown summary table as a string."""
     lines = [
         "# momentum-lab summary",
@@ -160,7 +186,9 @@ def render_markdown(records: list[Record], missing: Mapping[str, str]) -> str:
     for r in records:
         pred = r.prediction if isinstance(r.prediction, str) else format_value(r.prediction)
         meas = format_value(r.measurement)
-        cells = [f"[{r.name}]({r.name}/figure.png)", r.claim, pred, meas, r.verdict]
+        linked = out is not None and "figure.png" in record_figures(r, out / r.name)
+        label = f"[{r.name}]({r.name}/figure.png)" if linked else r.name
+        cells = [label, r.claim, pred, meas, r.verdict]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     for name, why in missing.items():
         lines.append(f"| {_md_cell(name)} | {_md_cell(why)} | | | not run |")
@@ -181,13 +209,21 @@ def write_report(
 
     Raises:
         FileNotFoundError: when ``out`` does not exist.
+        NotADirectoryError: when ``out`` is not a directory.
+        ValueError: when the report cannot be written into ``out`` (naming the reason).
     """
     out = Path(out)
-    if not out.is_dir():
+    if not out.exists():
         raise FileNotFoundError(f"results directory {str(out)!r} does not exist")
+    if not out.is_dir():
+        raise NotADirectoryError(f"results directory {str(out)!r} is not a directory")
     records = load_records(out)
     missing = {k: v for k, v in (missing or {}).items() if k not in {r.name for r in records}}
     page, summary = out / REPORT_FILE, out / SUMMARY_FILE
-    atomic_write_text(page, render_html(records, out, missing))
-    atomic_write_text(summary, render_markdown(records, missing))
+    try:
+        atomic_write_text(page, render_html(records, out, missing))
+        atomic_write_text(summary, render_markdown(records, missing, out))
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise ValueError(f"cannot write the report into {str(out)!r}: {reason}") from err
     return page, summary

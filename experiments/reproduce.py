@@ -8,29 +8,45 @@ Layout of the output directory (``results/`` by default)::
     results/report.html          one self-contained page (see experiments.report)
     results/summary.md           the Markdown table
 
-A finished record is reused when its configuration, quick flag and seed equal the requested ones and
-its verdict is not ``"error"``; ``force=True`` reruns everything. Before an experiment is rerun
-its old ``record.json`` is deleted, so an interrupted run never leaves a stale record beside new
-figures.
+A run writes its files into a fresh directory under ``results/.momlab-staging/`` and, once the
+record is complete, swaps that directory in for ``results/<name>/`` (two renames). The previous
+run's files are never mixed with the new ones: a run whose plot raises leaves no figure from an
+older run behind, and an interrupted run leaves the previous finished record untouched. The record
+also stores the SHA-256 of each figure it wrote, and the report shows only figures that match.
+
+A finished record is reused when its configuration, quick flag, seed and code fingerprint equal the
+requested ones and its verdict is not ``"error"``; ``force=True`` reruns everything. The code
+fingerprint (:func:`experiments.fingerprint.code_fingerprint`) is a SHA-256 over the sources of
+the packages ``theory``, ``optimizers``, ``simulators`` and ``gpu`` and of the experiment's module
+(with the modules of :mod:`experiments.library` it imports from), so a record made by other code
+is rerun.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from experiments import provenance, registry
-from experiments.record import RECORD_FILE, Record, to_jsonable
+from experiments.fingerprint import code_fingerprint
+from experiments.record import Record, current_umask, file_digest, to_jsonable
 from experiments.style import save_figure
 
 SEED_MAX = 2**32 - 1
+STAGING_DIR = ".momlab-staging"
+_DIR_MODE = 0o777 & ~current_umask()  # what mkdir() would give; mkdtemp alone gives 0700
 
 
 def check_seed(seed: int) -> int:
@@ -44,7 +60,7 @@ def ensure_output_dir(out: str | Path) -> Path:
     """Create ``out`` if needed and check that files can be written there.
 
     Raises:
-        ValueError: naming the directory when it cannot be created or written.
+        ValueError: naming the directory and the reason when it cannot be created or written.
     """
     out = Path(out)
     try:
@@ -53,15 +69,114 @@ def ensure_output_dir(out: str | Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise ValueError(f"output directory {str(out)!r} is not writable ({reason})") from err
+        raise ValueError(
+            f"output directory {str(out)!r} is not writable: {_why(out, err)}"
+        ) from err
     return out
+
+
+def _why(path: Path, err: OSError) -> str:
+    """A short reason why ``path`` could not be created or written."""
+    existing = path
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                return f"{str(existing)!r} is a file, not a directory"
+            break
+    if err.errno == errno.ENOENT:
+        return f"no directory can be created inside {str(existing)!r}"
+    return (err.strerror or type(err).__name__).lower()
 
 
 def _close(fig: Any) -> None:
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
         pyplot.close(fig)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists but belongs to someone else
+        return True
+    return True
+
+
+def _sweep(area: Path) -> None:
+    """Remove staging directories left by processes that no longer run (a killed run)."""
+    for entry in area.iterdir():
+        parts = entry.name.split(".")
+        if len(parts) >= 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            _remove(entry)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _staging(out: Path, name: str) -> Iterator[Path]:
+    """A fresh, empty directory ``out/.momlab-staging/<name>.<pid>.<random>``, removed on exit."""
+    area = out / STAGING_DIR
+    for attempt in range(2):  # a concurrent run may remove the empty area between the two steps
+        area.mkdir(exist_ok=True)
+        try:
+            path = Path(tempfile.mkdtemp(prefix=f"{name}.{os.getpid()}.", dir=area))
+            break
+        except FileNotFoundError:
+            if attempt:
+                raise
+    os.chmod(path, _DIR_MODE)
+    try:
+        yield path
+    finally:
+        _remove(path)
+        _sweep(area)
+        with contextlib.suppress(OSError):
+            area.rmdir()  # only when empty
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Replace ``final`` by the complete directory ``staging`` (same file system: two renames)."""
+    old = staging.with_name(f"{staging.name}.old")
+    if final.exists() or final.is_symlink():
+        os.replace(final, old)
+    os.replace(staging, final)
+    _remove(old)
+
+
+def _error_record(experiment: registry.Experiment, err: Exception) -> Record:
+    text = str(err).strip()
+    message = f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
+    return Record(
+        claim=experiment.claim,
+        prediction={},
+        measurement={"error": message},
+        tolerance="",
+        verdict="error",
+        summary=message,
+    )
+
+
+def _write_figures(experiment: registry.Experiment, record: Record, directory: Path) -> None:
+    """Plot ``record`` into ``directory``; note the figure digests (or the error) in provenance."""
+    try:
+        fig = experiment.plot(record)
+        try:
+            paths = save_figure(fig, directory)
+        finally:
+            _close(fig)
+    except Exception as err:
+        for path in directory.glob("figure.*"):
+            path.unlink()
+        record.provenance["plot_error"] = f"{type(err).__name__}: {err}"
+        return
+    record.provenance["figures"] = {path.name: file_digest(path) for path in paths}
 
 
 def run_experiment(
@@ -71,13 +186,15 @@ def run_experiment(
 
     An exception in ``run`` becomes a record with verdict ``"error"`` (message in the summary,
     traceback in the provenance); an exception in ``plot`` is noted in the provenance and leaves the
-    verdict alone. Figures are written before ``record.json``.
+    verdict alone. The files are written into a staging directory, figures before ``record.json``,
+    and the whole directory then replaces ``out/<name>/``: nothing of an earlier run survives, and
+    until the swap the earlier run's files stay as they were.
     """
     check_seed(seed)
-    directory = Path(out) / experiment.name
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / RECORD_FILE).unlink(missing_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     config = experiment.config_dict(quick)
+    fingerprint = code_fingerprint(experiment)
     started = provenance.utc_now()
     t0 = time.perf_counter()
     failure: str | None = None
@@ -87,19 +204,10 @@ def run_experiment(
             raise TypeError(f"run() returned {type(record).__name__}, not a Record")
     except Exception as err:
         failure = traceback.format_exc(limit=8)
-        message = (
-            f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-        )
-        record = Record(
-            claim=experiment.claim,
-            prediction={},
-            measurement={"error": message},
-            tolerance="",
-            verdict="error",
-            summary=message,
-        )
+        record = _error_record(experiment, err)
     wall = time.perf_counter() - t0
     prov = provenance.collect(seed=seed, quick=quick, started=started, wall_time_s=wall)
+    prov["code_fingerprint"] = fingerprint
     if failure:
         prov["traceback"] = failure
     # The returned record holds what record.json holds (plain JSON values), as Record.load would.
@@ -114,21 +222,22 @@ def run_experiment(
         provenance=prov,
         claim=record.claim or experiment.claim,
     )
-    if record.verdict != "error":
-        try:
-            fig = experiment.plot(record)
-            save_figure(fig, directory)
-            _close(fig)
-        except Exception as err:
-            record.provenance["plot_error"] = f"{type(err).__name__}: {err}"
-    record.save(directory)
+    with _staging(out, experiment.name) as staging:
+        if record.verdict != "error":
+            _write_figures(experiment, record, staging)
+        record.save(staging)
+        _swap_in(staging, out / experiment.name)
     return record
 
 
 def finished_record(
     experiment: registry.Experiment, *, quick: bool, seed: int, out: str | Path
 ) -> Record | None:
-    """The reusable finished record of ``experiment`` under ``out``, or None."""
+    """The reusable finished record of ``experiment`` under ``out``, or None.
+
+    Reusable means: same name, configuration, quick flag, seed and :func:`code_fingerprint`, and a
+    verdict other than ``"error"``.
+    """
     directory = Path(out) / experiment.name
     try:
         record = Record.load(directory)
@@ -141,6 +250,7 @@ def finished_record(
         and record.config == to_jsonable(experiment.config_dict(quick))
         and prov.get("quick") == quick
         and prov.get("seed") == seed
+        and prov.get("code_fingerprint") == code_fingerprint(experiment)
     )
     return record if same else None
 

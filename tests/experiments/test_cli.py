@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
-from _fake_experiments import BROKEN, FAST, GPU
+from _fake_experiments import BROKEN, FAST, GPU, _run
 
 from experiments import cli, provenance, registry
 from experiments.record import Record
@@ -73,6 +76,26 @@ def test_unwritable_output_directory_exits_2(fakes, tmp_path, capsys) -> None:
         _one_line_error(capsys, "not writable")
     assert cli.main(["report", "--out", str(tmp_path / "missing")]) == 2
     _one_line_error(capsys, "does not exist")
+    assert cli.main(["report", "--out", str(blocker)]) == 2
+    _one_line_error(capsys, "is not a directory")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a Linux /proc")
+def test_an_output_directory_that_cannot_be_created_is_explained(fakes, capsys) -> None:
+    for argv in (["run", "fake-fast", "--quick"], ["reproduce"]):
+        assert cli.main([*argv, "--out", "/proc/momlab-nope/results"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("momlab: error:") and "\n" not in err, err
+        assert "not writable" in err and "inside '/proc'" in err, err
+        assert "Errno" not in err and "No such file" not in err, err
+
+
+@pytest.mark.parametrize(("argv", "word"), [([], "reproduce"), (["theory"], "singlestep")])
+def test_no_command_prints_the_help_and_exits_0(capsys, argv: list[str], word: str) -> None:
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "Usage" in captured.out and word in captured.out
+    assert captured.err == ""
 
 
 def test_reproduce_runs_reuses_forces_and_skips(fakes, tmp_path, capsys) -> None:
@@ -104,3 +127,33 @@ def test_report_command(fakes, tmp_path, capsys) -> None:
     assert cli.main(["report", "--out", str(tmp_path)]) == 0
     assert "report.html" in capsys.readouterr().out
     assert "fake-fast" in (tmp_path / "summary.md").read_text()
+
+
+def _run_with_markup(cfg, seed):
+    return dataclasses.replace(_run(cfg, seed), summary="measured [h_min, h_max] and [/x] [bold]")
+
+
+MARKUP_CLAIM = "Spectrum [h_min, h_max] [/x]."
+
+
+@pytest.fixture
+def markup(fakes, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = dataclasses.replace(
+        FAST, name="fake-markup", title="t", claim=MARKUP_CLAIM, run=_run_with_markup
+    )
+    monkeypatch.setattr(registry, "_REGISTRY", {exp.name: exp})
+
+
+def test_claims_summaries_and_paths_are_printed_verbatim(markup, tmp_path, capsys) -> None:
+    assert cli.main(["list"]) == 0
+    assert MARKUP_CLAIM in capsys.readouterr().out
+    out = tmp_path / "[" / "x]"  # the path '.../[/x]' is a closing markup tag
+    assert cli.main(["run", "fake-markup", "--quick", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "measured [h_min, h_max] and [/x] [bold]" in text
+    assert f"written to {out / 'fake-markup'}" in text
+    assert cli.main(["reproduce", "--out", str(out), "--force"]) == 0
+    text = capsys.readouterr().out
+    assert "fake-markup: ran (quick: holds)" in text and f"report: {out}" in text
+    assert cli.main(["report", "--out", str(out)]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out

@@ -123,6 +123,73 @@ def test_experiment_validation(change: dict, match: str) -> None:
         dataclasses.replace(FAST, **change)
 
 
+@dataclasses.dataclass
+class _MutableConfig:
+    n: int = 1
+
+    @classmethod
+    def quick(cls) -> _MutableConfig:
+        return cls()
+
+
+@dataclasses.dataclass(frozen=True)
+class _StaticQuick:
+    n: int = 1
+
+    @staticmethod
+    def quick() -> _StaticQuick:
+        return _StaticQuick()
+
+
+@dataclasses.dataclass(frozen=True)
+class _NoQuick:
+    n: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _InheritedQuick(FakeConfig):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        (_MutableConfig, "'fake-fast'.*_MutableConfig must be a frozen dataclass"),
+        (_StaticQuick, "'fake-fast'.*_StaticQuick must define a classmethod quick"),
+        (_NoQuick, "'fake-fast'.*_NoQuick must define a classmethod quick"),
+        (FakeConfig(), "'fake-fast'.*must be a dataclass type"),
+    ],
+)
+def test_config_must_be_frozen_with_a_classmethod_quick(
+    clean_registry, config: object, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        register(dataclasses.replace(FAST, config=config))
+    assert clean_registry == {}
+    register(dataclasses.replace(FAST, config=_InheritedQuick))  # inherited quick() is fine
+
+
+def test_package_exports() -> None:
+    import experiments
+
+    assert experiments.__all__
+    for name in experiments.__all__:
+        assert getattr(experiments, name) is not None, name
+    from experiments import Record as PackageRecord
+    from experiments import get, load_records, run_experiment, write_report
+    from experiments import reproduce as reproduce_module
+
+    assert (
+        PackageRecord is Record
+        and get is registry.get
+        and run_experiment is reproduce.run_experiment
+    )
+    assert reproduce_module is reproduce and callable(reproduce_module.reproduce)
+    assert write_report.__module__ == load_records.__module__ == "experiments.report"
+    with pytest.raises(AttributeError, match="nope"):
+        experiments.nope  # noqa: B018
+
+
 def test_discover_imports_library_and_extra_modules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_REGISTRY", {})
     monkeypatch.setattr(registry, "_IMPORT_ERRORS", {})

@@ -68,8 +68,11 @@ def test_html_embeds_and_links_every_figure(results) -> None:
     assert not re.search(r"<script", text)  # self-contained and static
 
     md = summary.read_text(encoding="utf-8")
-    rows = [line for line in md.splitlines() if line.startswith("| [") or "not run" in line]
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 4
+    linked = [line.split(" | ")[0] for line in rows if line.startswith("| [")]
+    assert linked == [f"| [{n}]({n}/figure.png)" for n in ("fake-fast", "fake-fast-two")]
+    assert "| fake-broken |" in md  # no figure, so no link to one
     assert "| holds |" in md and "| error |" in md
 
 

@@ -3,6 +3,7 @@
 The command runs in a subprocess with two fake experiments added through
 ``MOMLAB_EXTRA_EXPERIMENTS`` (see ``_fake_experiments.py``): ``fake-fast`` finishes at once,
 ``fake-slow`` touches a marker file and then sleeps, and the test kills the process while it sleeps.
+A forced rerun killed the same way must leave the previous record of ``fake-slow`` untouched.
 """
 
 from __future__ import annotations
@@ -34,19 +35,16 @@ def _env(marker: Path, sleep: float) -> dict[str, str]:
     return env
 
 
-def _argv(out: Path) -> list[str]:
+def _argv(out: Path, *extra: str) -> list[str]:
     only = ["--only", "fake-fast", "--only", "fake-slow"]
-    return [sys.executable, "-m", "experiments.cli", "reproduce", "--out", str(out), *only]
+    return [sys.executable, "-m", "experiments.cli", "reproduce", "--out", str(out), *only, *extra]
 
 
-def test_killed_reproduce_keeps_finished_records_and_resumes(tmp_path: Path) -> None:
-    out, marker = tmp_path / "results", tmp_path / "slow-started"
+def _kill_while_slow_runs(argv: list[str], marker: Path) -> None:
+    """Start ``argv`` and SIGKILL it once ``fake-slow`` has started (it then sleeps 300 s)."""
+    marker.unlink(missing_ok=True)
     proc = subprocess.Popen(
-        _argv(out),
-        cwd=ROOT,
-        env=_env(marker, sleep=300),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        argv, cwd=ROOT, env=_env(marker, sleep=300), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 120  # interpreter + jax start-up on a loaded 2-core machine
@@ -58,6 +56,11 @@ def test_killed_reproduce_keeps_finished_records_and_resumes(tmp_path: Path) -> 
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_killed_reproduce_keeps_finished_records_and_resumes(tmp_path: Path) -> None:
+    out, marker = tmp_path / "results", tmp_path / "slow-started"
+    _kill_while_slow_runs(_argv(out), marker)
 
     fast_json = out / "fake-fast" / "record.json"
     finished = fast_json.read_bytes()
@@ -81,3 +84,16 @@ def test_killed_reproduce_keeps_finished_records_and_resumes(tmp_path: Path) -> 
     assert Record.load(out / "fake-slow").verdict == "holds"
     report = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="fake-fast"' in report and 'id="fake-slow"' in report
+
+    assert not (out / ".momlab-staging").exists()
+
+    # A forced rerun killed while fake-slow runs again leaves fake-slow's previous finished record
+    # whole, figures included (fake-fast was rerun before the kill: its new record is complete).
+    slow = out / "fake-slow"
+    before = {p.name: p.read_bytes() for p in slow.iterdir()}
+    assert set(before) == {"record.json", "arrays.npz", "figure.png", "figure.svg"}
+    _kill_while_slow_runs(_argv(out, "--force"), marker)
+    assert {p.name: p.read_bytes() for p in slow.iterdir()} == before
+    assert Record.load(out / "fake-fast").verdict == "holds"
+    assert fast_json.read_bytes() != finished  # forced: rewritten (new start time)
+    assert not list(out.rglob("*.tmp"))
