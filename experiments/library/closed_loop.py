@@ -18,10 +18,20 @@ with ``n_workers = 16`` and ``pass_staleness=True``):
   float32 rounding once the run has converged; two readings of the total momentum: the loop's own
   sensor (paper's stale form) and, independently, the trajectory sensor
   (:func:`simulators.total_momentum_from_trajectory`, exact gradient at the current point, step
-  ``alpha/M``); open-loop heavy ball with ``mu = target`` is run beside it;
-* speedup: :func:`optimizers.yellowfin` open vs ``closed_loop=True`` on a noisy quadratic, an
-  ensemble of seeds; iterations until the seed-median loss first falls below a fraction of the
-  initial loss.
+  ``alpha/M``); open-loop heavy ball with ``mu = target`` is run beside it. The trajectory sensor
+  has a step bias (not ``alpha h E[tau] < 0.01``: with ``alpha = 0.01``, ``h <= 1``,
+  ``E[tau] = 15`` that scale is 0.075-0.15); it is bounded by repeating the closed-loop run at
+  ``alpha / 2`` (:func:`experiments.library.total_momentum.step_bias_bound`). Divergence is read
+  off the loss trajectory (non-finite, or above the initial loss and still growing over the last
+  half), not from the simulator's distance threshold, which a slowly growing run never meets.
+* speedup (the paper's headline, part of the verdict): :func:`optimizers.yellowfin` open vs
+  ``closed_loop=True`` on a noisy quadratic, an ensemble of seeds; iterations until the seed-median
+  loss first falls below ``speedup_level`` times the initial loss, a level both runs reach on their
+  way down, with a bootstrap interval over seeds. Neither YellowFin run converges on this
+  objective: both reach a best loss early and climb back. The best open-loop loss is therefore no
+  sound target (it is an early dip), and the record reports how far each run climbs back.
+  A synchronous open-loop run (one worker) is the control that tells YellowFin's own behaviour
+  from the asynchrony's (record ``notes``).
 """
 
 from __future__ import annotations
@@ -31,9 +41,11 @@ import dataclasses
 import jax
 import numpy as np
 from matplotlib.figure import Figure
+from scipy import stats
 
 import theory
 from experiments.framework import Experiment, Record, figure, register, style, verdict
+from experiments.library.total_momentum import step_bias_bound
 from optimizers import heavy_ball, momentum_feedback, yellowfin
 from simulators import (
     async_ensemble,
@@ -53,15 +65,18 @@ class ClosedLoopConfig:
         workers: number of asynchronous workers ``M``.
         max_staleness: sensor ring size (far above the largest geometric staleness of the runs).
         target: fixed set point of the tracking run.
-        alpha: step of the tracking run (small: the sensor's bias ``~ alpha h E[tau]`` < 0.01).
+        alpha: step of the tracking run (repeated at ``alpha / 2`` to bound the sensor's bias).
         spectrum: ``(h_min, h_max, n)`` of the tracking quadratic.
         steps, burn_in: tracking run length and the start left out of the tracking average.
-        track_tol: allowed gap between measured total momentum and target: sensor bias and
-            first-order error (< 0.01 each at this step), plus 4 batch-means standard errors.
+        track_tol: allowance for the second-order terms that the first-order total momentum drops,
+            added to the measured step-bias bound and 4 batch-means standard errors.
         yf_spectrum: ``(h_min, h_max, n)`` of the noisy quadratic of the speedup runs.
         yf_noise: gradient-noise standard deviation per direction.
         yf_steps, yf_seeds, yf_record: speedup run length, ensemble size, recording stride.
-        The target loss of the speedup is the best seed-median loss the open loop reaches.
+        speedup_level: the target loss of the speedup, a fraction of the initial loss (both runs
+            pass it on their way down; their best losses are 10-100x lower).
+        bootstrap: resamples of the seeds for the interval of the speedup.
+        level_z: the interval is the central ``1 - 2 Phi(-level_z)`` bootstrap interval.
     """
 
     workers: int = 16
@@ -71,17 +86,40 @@ class ClosedLoopConfig:
     spectrum: tuple[float, float, int] = (0.5, 1.0, 40)
     steps: int = 6000
     burn_in: int = 1000
-    track_tol: float = 0.02
+    track_tol: float = 0.005
     yf_spectrum: tuple[float, float, int] = (0.1, 1.0, 40)
     yf_noise: float = 0.01
     yf_steps: int = 10000
     yf_seeds: int = 32
     yf_record: int = 10
+    speedup_level: float = 0.01
+    bootstrap: int = 400
+    level_z: float = 2.0
 
     @classmethod
     def quick(cls) -> ClosedLoopConfig:
         """Shorter runs and 8 seeds (seconds on a CPU)."""
-        return cls(steps=3000, yf_steps=6000, yf_seeds=8)
+        return cls(steps=3000, yf_steps=4000, yf_seeds=8)
+
+
+def diverges(losses: np.ndarray) -> bool:
+    """Divergence read off a loss trajectory (last axis: time).
+
+    True when a loss is not finite, or when the final loss exceeds the initial one and the
+    least-squares slope of ``log loss`` over the last half is positive (still growing).
+
+    Example:
+        >>> diverges(15.0 * 1.01 ** np.arange(3000.0)), diverges(15.0 * 0.99 ** np.arange(3000.0))
+        (True, False)
+    """
+    loss = np.asarray(losses, np.float64)
+    if not np.all(np.isfinite(loss)):
+        return True
+    if loss[-1] <= loss[0]:
+        return False
+    late = loss[loss.size // 2 :]
+    t = np.arange(late.size, dtype=np.float64)
+    return bool(np.polyfit(t, np.log(np.maximum(late, 1e-300)), 1)[0] > 0)
 
 
 def _tracking(cfg: ClosedLoopConfig, seed: int) -> dict:
@@ -91,22 +129,32 @@ def _tracking(cfg: ClosedLoopConfig, seed: int) -> dict:
     with jax.enable_x64(True):
         obj = quadratic(np.linspace(lo, hi, n), x0=np.ones(n))
         runs = {
-            "open": heavy_ball(cfg.alpha, cfg.target),
-            "closed": momentum_feedback(
-                cfg.alpha, cfg.target, effective_workers=m, max_staleness=cfg.max_staleness
+            "open": (heavy_ball(cfg.alpha, cfg.target), cfg.alpha),
+            "closed": (
+                momentum_feedback(
+                    cfg.alpha, cfg.target, effective_workers=m, max_staleness=cfg.max_staleness
+                ),
+                cfg.alpha,
+            ),
+            "closed_half": (
+                momentum_feedback(
+                    cfg.alpha / 2, cfg.target, effective_workers=m, max_staleness=cfg.max_staleness
+                ),
+                cfg.alpha / 2,
             ),
         }
-        for name, opt in runs.items():
+        for name, (opt, step) in runs.items():
             tr = simulate_async_exact(
                 obj, opt, cfg.steps, m, seed=seed, pass_staleness=True, record_grads=True
             )
-            reading = total_momentum_from_trajectory(
-                tr.iterates, tr.fresh_grads, cfg.alpha / m, burn_in=cfg.burn_in
-            )
+            losses = np.asarray(tr.losses, np.float64)
             out[name] = {
-                "losses": np.asarray(tr.losses, np.float64),
-                "diverged": bool(tr.diverged),
-                "reading": reading,
+                "losses": losses,
+                "diverged": diverges(losses),
+                "simulator_diverged": bool(tr.diverged),
+                "reading": total_momentum_from_trajectory(
+                    tr.iterates, tr.fresh_grads, step / m, burn_in=cfg.burn_in
+                ),
                 "stats": {k: np.asarray(v, np.float64) for k, v in tr.stats.items()},
             }
     loop = out["closed"]["stats"]
@@ -123,47 +171,79 @@ def _first_below(curve: np.ndarray, level: float, steps: np.ndarray) -> float:
     return float(steps[hit[0]]) if hit.size else float("inf")
 
 
+def _speedup_ci(cfg: ClosedLoopConfig, runs: dict, level: float, steps: np.ndarray, seed: int):
+    """Bootstrap over seeds of open/closed iterations to ``level`` (seed medians)."""
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(cfg.bootstrap)
+    for b in range(cfg.bootstrap):
+        it = {}
+        for name in ("open", "closed"):
+            losses = runs[name]["losses"]
+            pick = rng.integers(0, losses.shape[0], losses.shape[0])
+            it[name] = _first_below(np.median(losses[pick], axis=0), level, steps)
+        ratios[b] = it["open"] / it["closed"] if np.isfinite(it["closed"]) else 0.0
+    tail = float(stats.norm.sf(cfg.level_z))
+    lo, hi = np.quantile(ratios, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
 def _speedup(cfg: ClosedLoopConfig, seed: int) -> dict:
     lo, hi, n = cfg.yf_spectrum
     obj = quadratic(np.geomspace(lo, hi, n), noise_std=cfg.yf_noise, x0=np.ones(n))
     opts = {
-        "open": yellowfin(),
-        "closed": yellowfin(
-            closed_loop=True, effective_workers=cfg.workers, max_staleness=cfg.max_staleness
+        "open": (yellowfin(), cfg.workers),
+        "closed": (
+            yellowfin(
+                closed_loop=True, effective_workers=cfg.workers, max_staleness=cfg.max_staleness
+            ),
+            cfg.workers,
         ),
+        "sync": (yellowfin(), 1),
     }
     out: dict = {}
-    for name, opt in opts.items():
+    for name, (opt, workers) in opts.items():
         ens = async_ensemble(
             obj,
             opt,
             cfg.yf_steps,
             cfg.yf_seeds,
-            n_workers=cfg.workers,
+            n_workers=workers,
             seed=seed,
             pass_staleness=True,
             record_every=cfg.yf_record,
         )
         losses = np.asarray(ens.runs.losses, np.float64)
-        stats = {k: np.asarray(v, np.float64) for k, v in ens.runs.stats.items()}
+        stats_ = {k: np.asarray(v, np.float64) for k, v in ens.runs.stats.items()}
+        median = np.median(losses, axis=0)
+        best = int(np.argmin(median))
         out[name] = {
             "steps": np.asarray(ens.steps),
-            "median": np.median(losses, axis=0),
+            "losses": losses,
+            "median": median,
             "q25": np.quantile(losses, 0.25, axis=0),
             "q75": np.quantile(losses, 0.75, axis=0),
-            "diverged": float(ens.diverged_fraction),
-            "momentum": np.median(stats["momentum"], axis=0),
-            "mu_hat": np.median(stats["mu_hat"], axis=0) if "mu_hat" in stats else None,
-            "mu_target": np.median(stats["mu_target"], axis=0) if "mu_target" in stats else None,
+            "diverged": float(np.mean([diverges(run) for run in losses])),
+            "best": float(median[best]),
+            "best_step": float(ens.steps[best]),
+            "final": float(median[-1]),
+            "lr_median_end": float(np.median(stats_["learning_rate"][:, -1])),
+            "h_min_median_end": float(np.median(stats_["h_min"][:, -1])),
+            "momentum_min_median": float(np.min(np.median(stats_["momentum"], axis=0))),
+            "mu_hat": np.median(stats_["mu_hat"], axis=0) if "mu_hat" in stats_ else None,
+            "mu_target": np.median(stats_["mu_target"], axis=0) if "mu_target" in stats_ else None,
         }
-    # target loss: the best seed-median loss the open loop reaches in the run
-    level = float(np.min(out["open"]["median"]))
+    steps = out["open"]["steps"]
+    level = cfg.speedup_level * float(out["open"]["median"][0])
     for name in opts:
-        out[name]["iters"] = _first_below(out[name]["median"], level, out[name]["steps"])
+        out[name]["iters"] = _first_below(out[name]["median"], level, steps)
+        hit = out[name]["median"] <= level
+        first = int(np.argmax(hit)) if hit.any() else hit.size
+        # share of the records after the first passage that stay below the level
+        out[name]["stays_below"] = float(hit[first:].mean()) if hit.any() else 0.0
     out["level"] = level
-    ratio = out["open"]["iters"] / out["closed"]["iters"]
-    out["ratio"] = float(ratio)
-    half = out["closed"]["steps"] >= cfg.yf_steps // 2
+    out["ratio"] = float(out["open"]["iters"] / out["closed"]["iters"])
+    out["ratio_ci"] = _speedup_ci(cfg, out, level, steps, seed)
+    half = steps >= cfg.yf_steps // 2
     out["late_loss_ratio"] = float(
         np.median(out["open"]["median"][half]) / np.median(out["closed"]["median"][half])
     )
@@ -173,26 +253,58 @@ def _speedup(cfg: ClosedLoopConfig, seed: int) -> dict:
     return out
 
 
+def _notes(cfg: ClosedLoopConfig, spd: dict) -> str:
+    o, c, s = spd["open"], spd["closed"], spd["sync"]
+    early = c["mu_hat"][: max(1, 200 // cfg.yf_record)]
+    return (
+        "Neither YellowFin run converges here, and the synchronous control shows why: with one "
+        f"worker the seed-median loss reaches {s['best']:.2g} at step {s['best_step']:.0f} and "
+        f"climbs back to {s['final']:.2g} while the tuned learning rate grows to "
+        f"{s['lr_median_end']:.3g}. YellowFin's curvature samples are ||g||^2, which on a "
+        "quadratic shrink with the gradient: its h_min ends at "
+        f"{s['h_min_median_end']:.2g} while the true smallest curvature is "
+        f"{cfg.yf_spectrum[0]:g}, and alpha = (1 - sqrt(mu))^2 / h_min grows until the run "
+        "is kicked out of its minimum. This is the tuner's behaviour on this objective, not how "
+        "the experiment drives it (official defaults, slow start on, the same objective and "
+        "seeds for all three runs). Sixteen stale workers shrink the stable "
+        f"step range, so the rebound is larger: open loop best {o['best']:.2g} at step "
+        f"{o['best_step']:.0f}, final {o['final']:.2g}; closed loop best {c['best']:.2g} at step "
+        f"{c['best_step']:.0f}, final {c['final']:.2g}. Dividing YellowFin's learning rate by M "
+        "(lr_factor = 1/16) was tried outside the record: both runs go deeper and later, then "
+        "climb back the same way. The closed loop starts slower: over the first 200 steps its "
+        f"sensor reads a median {float(np.nanmedian(early)):.2f} while SingleStep's target is "
+        "near 0, so the controller drives the algorithmic momentum down (seed-median minimum "
+        f"{c['momentum_min_median']:.2f}; the controller's floor is -0.9)."
+    )
+
+
 def run(cfg: ClosedLoopConfig, seed: int) -> Record:
     """Tracking of a fixed target and YellowFin open vs closed loop, both with 16 workers."""
     trk = _tracking(cfg, seed)
     spd = _speedup(cfg, seed)
     m = cfg.workers
     traj = trk["closed"]["reading"]
-    traj_ok = abs(traj.mean - cfg.target) <= cfg.track_tol + 4 * traj.stderr
-    loop_ok = abs(trk["loop_mu_hat"] - cfg.target) <= cfg.track_tol + 4 * trk["loop_mu_hat_se"]
+    traj_half = trk["closed_half"]["reading"]
+    bias = float(step_bias_bound(np.array(traj.mean), np.array(traj_half.mean)))
+    traj_allow = bias + 4 * float(np.hypot(traj.stderr, traj_half.stderr)) + cfg.track_tol
+    loop_allow = 4 * trk["loop_mu_hat_se"] + cfg.track_tol
+    traj_ok = abs(traj.mean - cfg.target) <= traj_allow
+    loop_ok = abs(trk["loop_mu_hat"] - cfg.target) <= loop_allow
     open_total = trk["open"]["reading"]
     # the algorithmic momentum whose first-order total momentum (theory.total_momentum, linear
     # in mu) is the target
     t0, t1 = (float(theory.total_momentum(v, m)) for v in (0.0, 0.5))
     mu_algo_first_order = (cfg.target - t0) / (2.0 * (t1 - t0))
+    ratio = spd["ratio"]
+    ci = spd["ratio_ci"]
     checks = {
         "trajectory_sensor_tracks_target": bool(traj_ok),
         "loop_sensor_tracks_target": bool(loop_ok),
         "closed_loop_converges": not trk["closed"]["diverged"],
+        "closed_loop_yellowfin_faster": bool(ci[0] > 1.0),
     }
-    ratio = spd["ratio"]
-    speedup_holds = bool(spd["closed"]["iters"] < spd["open"]["iters"])
+    o_loss = trk["open"]["losses"]
+    c_loss = trk["closed"]["losses"]
     return Record(
         claim=EXPERIMENT_CLAIM,
         prediction={
@@ -204,49 +316,64 @@ def run(cfg: ClosedLoopConfig, seed: int) -> Record:
         measurement={
             "trajectory_sensor_total_momentum": traj.mean,
             "trajectory_sensor_stderr": traj.stderr,
+            "trajectory_sensor_half_alpha": traj_half.mean,
+            "trajectory_sensor_step_bias_bound": bias,
+            "trajectory_sensor_allowed_gap": traj_allow,
             "loop_sensor_total_momentum": trk["loop_mu_hat"],
             "loop_mu_algo": trk["loop_mu_algo"],
             "open_loop_trajectory_total_momentum": open_total.mean,
             "open_loop_diverged": trk["open"]["diverged"],
+            "open_loop_loss_start_end": [float(o_loss[0]), float(o_loss[-1])],
+            "closed_loop_loss_start_end": [float(c_loss[0]), float(c_loss[-1])],
+            "simulator_distance_threshold_tripped": {
+                k: trk[k]["simulator_diverged"] for k in ("open", "closed")
+            },
+            "yellowfin_target_loss": spd["level"],
             "yellowfin_iterations_to_target_loss": {
-                "open": spd["open"]["iters"],
-                "closed": spd["closed"]["iters"],
+                k: spd[k]["iters"] for k in ("open", "closed", "sync")
             },
             "yellowfin_speedup": ratio,
-            "yellowfin_speedup_claim": verdict(speedup_holds),
+            "yellowfin_speedup_interval": list(ci),
+            "yellowfin_share_below_target_after_reaching_it": {
+                k: spd[k]["stays_below"] for k in ("open", "closed", "sync")
+            },
+            "yellowfin_best_median_loss": {
+                k: [spd[k]["best"], spd[k]["best_step"]] for k in ("open", "closed", "sync")
+            },
+            "yellowfin_final_median_loss": {k: spd[k]["final"] for k in ("open", "closed", "sync")},
             "yellowfin_late_median_loss_ratio_open_over_closed": spd["late_loss_ratio"],
-            "yellowfin_final_median_loss": {
-                "open": float(spd["open"]["median"][-1]),
-                "closed": float(spd["closed"]["median"][-1]),
-            },
             "yellowfin_closed_tracking_gap_median": spd["closed_tracking_gap"],
-            "yellowfin_diverged_fraction": {
-                "open": spd["open"]["diverged"],
-                "closed": spd["closed"]["diverged"],
-            },
+            "yellowfin_diverged_fraction": {k: spd[k]["diverged"] for k in ("open", "closed")},
+            "notes": _notes(cfg, spd),
             "checks": checks,
         },
         tolerance={
             "tracking": (
-                f"|measured total momentum - target| <= {cfg.track_tol} + 4 batch-means SE "
-                "(sensor bias ~ alpha h E[tau] and first-order error, both < 0.01 here)"
+                "trajectory sensor: |reading - target| <= 2 |r(alpha) - r(alpha/2)| (measured step "
+                f"bias) + 4 batch-means SE of both + {cfg.track_tol} (second-order terms); loop "
+                f"sensor: 4 batch-means SE + {cfg.track_tol}"
             ),
             "speedup": (
-                "secondary claim, not part of the verdict: holds if the closed loop's seed-median "
-                "loss reaches the open loop's best seed-median loss in fewer iterations; the "
-                f"ratio is reported next to the published ~{PUBLISHED_SPEEDUP:g}x"
+                f"iterations of the seed-median loss to {cfg.speedup_level:g} x the initial loss, "
+                f"open / closed; holds if the {cfg.bootstrap}-resample bootstrap interval "
+                f"(central {1 - 2 * stats.norm.sf(cfg.level_z):.3f}) lies above 1; the ratio is "
+                f"reported next to the published ~{PUBLISHED_SPEEDUP:g}x"
             ),
+            "divergence": "a loss that is non-finite, or ends above its start and still grows "
+            "over the last half",
         },
         verdict=verdict(all(checks.values())),
         summary=(
-            f"M={m}, target {cfg.target}: measured total momentum {traj.mean:.3f} (trajectory) / "
-            f"{trk['loop_mu_hat']:.3f} (loop) with mu_algo {trk['loop_mu_algo']:.2f}; open loop "
-            f"(mu = target) reads {open_total.mean:.3f}, final loss "
-            f"{trk['open']['losses'][-1]:.2g} vs closed {trk['closed']['losses'][-1]:.2g}; "
-            "YellowFin closed vs open "
-            f"loop: {ratio:.3g}x fewer iterations to the open loop's best loss (published "
-            f"~{PUBLISHED_SPEEDUP:g}x; speedup claim {verdict(speedup_holds)}), late median loss "
-            f"{spd['late_loss_ratio']:.3g}x lower"
+            f"M={m}, target {cfg.target}: measured total momentum {traj.mean:.3f} (trajectory, "
+            f"allowed gap {traj_allow:.3f}) / {trk['loop_mu_hat']:.3f} (loop) with mu_algo "
+            f"{trk['loop_mu_algo']:.2f}; open loop (mu = target) reads {open_total.mean:.3f} and "
+            f"{'diverges' if trk['open']['diverged'] else 'converges'} (loss {o_loss[0]:.2g} -> "
+            f"{o_loss[-1]:.2g}); YellowFin closed vs open loop: {ratio:.2g}x fewer iterations to "
+            f"{cfg.speedup_level:g} x the initial loss (interval {ci[0]:.2g}-{ci[1]:.2g}; "
+            f"published ~{PUBLISHED_SPEEDUP:g}x), late median loss {spd['late_loss_ratio']:.2g}x "
+            f"lower; neither run converges (finals {spd['open']['final']:.2g}, "
+            f"{spd['closed']['final']:.2g} after bests {spd['open']['best']:.2g}, "
+            f"{spd['closed']['best']:.2g})"
         ),
         arrays={
             "track_open_loss": trk["open"]["losses"],
@@ -256,12 +383,11 @@ def run(cfg: ClosedLoopConfig, seed: int) -> Record:
             "track_traj_reading": traj.per_step,
             "target": np.asarray(cfg.target),
             "yf_steps": spd["open"]["steps"],
-            "yf_open_median": spd["open"]["median"],
-            "yf_open_q25": spd["open"]["q25"],
-            "yf_open_q75": spd["open"]["q75"],
-            "yf_closed_median": spd["closed"]["median"],
-            "yf_closed_q25": spd["closed"]["q25"],
-            "yf_closed_q75": spd["closed"]["q75"],
+            **{
+                f"yf_{k}_{q}": spd[k][q]
+                for k in ("open", "closed", "sync")
+                for q in ("median", "q25", "q75")
+            },
             "yf_closed_mu_hat": spd["closed"]["mu_hat"],
             "yf_closed_mu_target": spd["closed"]["mu_target"],
             "yf_level": np.asarray(spd["level"]),
@@ -306,7 +432,10 @@ def plot(record: Record) -> Figure:
         right.semilogy(t, arr[f"yf_{key}_median"], **kw)
         right.fill_between(t, arr[f"yf_{key}_q25"], arr[f"yf_{key}_q75"], color=kw["color"],
                            alpha=0.2)  # fmt: skip
-    right.axhline(float(arr["yf_level"]), **style("bound", label="open loop's best (target)"))
+    if "yf_sync_median" in arr:
+        right.semilogy(t, arr["yf_sync_median"], color="0.45", lw=0.9, ls="--",
+                       label="open loop, 1 worker (control)")  # fmt: skip
+    right.axhline(float(arr["yf_level"]), **style("bound", label="target loss of the speedup"))
     right.set_xlabel("update")
     right.set_ylabel("loss (median, quartiles over seeds)")
     right.set_title("YellowFin open vs closed loop, M = 16")
@@ -316,8 +445,8 @@ def plot(record: Record) -> Figure:
 
 EXPERIMENT_CLAIM = (
     "With 16 asynchronous workers the momentum feedback loop makes the measured total momentum "
-    "track its target (secondary, reported: closed-loop YellowFin reaches a target loss in fewer "
-    "iterations than open loop, about 2x in the paper)."
+    "track its target, and closed-loop YellowFin reaches a target loss (1% of the initial loss "
+    "on a noisy quadratic) in fewer iterations than open loop (about 2x in the paper's ResNet)."
 )
 
 EXPERIMENT = register(
