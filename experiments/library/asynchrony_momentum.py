@@ -18,7 +18,13 @@ for (c), whose ensemble-mean error gives the measured rate (:func:`simulators.me
 records where the mean is resolved above its Monte-Carlo error. Past the optimum the spread of
 single runs grows faster than their mean decays, so there the rate cannot be resolved: the record
 checks that the resolved rates follow the mean-dynamics radius and that none beats the predicted
-optimum, and reports the measured best momentum on the grid.
+optimum. The optimum itself is measured only where theory puts it among the resolved momenta: there
+the record takes the momenta whose rates are indistinguishable from the best resolved rate and
+checks that they include the grid point nearest theory's optimum (in the quick run, M = 1 and M = 8;
+at M = 8 the rate is flat to 3e-4 over ``mu`` in [-0.15, 0], so the set spans -0.3 to 0.05 and the
+sign of the optimum is not resolved). For M = 2 and 4 theory's optimum lies just past the last
+resolved momentum and is reported as not measured. That the optimum falls with M and turns
+negative is checked on theory alone (:func:`theory.optimal_explicit_momentum`).
 
 Setting of (c). The reference suggests ``kappa = 100``; there the mean-optimal step (about
 ``M`` times the synchronous one) makes single runs diverge in second moment long before the mean
@@ -32,8 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from matplotlib.figure import Figure
@@ -41,8 +45,8 @@ from scipy import stats
 
 import theory
 from experiments.framework import Experiment, Record, figure, register, style, verdict
-from simulators import async_ensemble, measure_rate, quadratic, simulate_async_fast, worker_schedule
-from simulators.asynchrony import geometric
+from experiments.library._async_optimum import optimum_part
+from simulators import async_ensemble, quadratic, worker_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,76 +186,12 @@ def _mean_part(cfg: AsynchronyMomentumConfig, seed: int) -> dict:
     }
 
 
-# ------------------------------------------------------- (c) optimal explicit momentum vs workers
-
-
-def _rates_for(cfg: AsynchronyMomentumConfig, m: int, key: jax.Array) -> tuple[np.ndarray, ...]:
-    """Ensemble-mean rate, its error and the diverged fraction per momentum at ``M = m``."""
-    h = np.geomspace(1.0, cfg.opt_kappa, cfg.opt_directions)
-    obj = quadratic(h, x0=np.ones(h.size))
-    law = geometric(m)
-
-    def one(mu: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
-        opt = optax.sgd(cfg.opt_alpha, momentum=mu)
-        tr = simulate_async_fast(obj, opt, cfg.opt_steps, k, law)
-        return tr.iterates, tr.diverged
-
-    keys = jax.random.split(key, cfg.opt_seeds)
-    run_all = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))
-    it, div = run_all(jnp.asarray(cfg.opt_mus, jnp.float32), keys)
-    it = np.asarray(it, np.float64)  # (momentum, seed, record, coordinate)
-    div = np.asarray(div)
-    # a diverged run is frozen by the simulator: leave out every momentum where one diverged
-    ok = ~div.any(axis=1)
-    mean = it.mean(axis=1)
-    sem = np.linalg.norm(np.std(it, axis=1, ddof=1), axis=-1) / np.sqrt(cfg.opt_seeds)
-    dist = np.linalg.norm(mean, axis=-1)
-    usable = (dist > cfg.resolve_factor * sem) & ok[:, None]
-    est = measure_rate(np.where(usable, dist, np.nan))
-    return np.asarray(est.rate, float), np.asarray(est.stderr, float), div.mean(axis=1)
-
-
-def _optimum_part(cfg: AsynchronyMomentumConfig, seed: int) -> dict:
-    mus = np.asarray(cfg.opt_mus)
-    h = np.geomspace(1.0, cfg.opt_kappa, 65)
-    out: dict = {k: [] for k in ("mu_opt", "rate_opt", "theory_curve", "rate", "stderr", "div")}
-    for i, m in enumerate(cfg.opt_workers):
-        mu_opt, r_opt = theory.optimal_explicit_momentum(cfg.opt_alpha, 1.0, cfg.opt_kappa, m)
-        curve = theory.async_spectral_radius(cfg.opt_alpha, mus[:, None], h, m).max(-1)
-        rate, se, div = _rates_for(cfg, m, jax.random.fold_in(jax.random.key(seed), i))
-        for k, v in zip(out, (mu_opt, r_opt, curve, rate, se, div), strict=True):
-            out[k].append(v)
-    rate = np.stack(out["rate"])
-    se = np.stack(out["stderr"])
-    curve = np.stack(out["theory_curve"])
-    div = np.stack(out["div"])
-    resolved = np.isfinite(rate)
-    gap = np.where(resolved, np.abs(rate - curve) / (cfg.rate_z * se + cfg.rate_abs), 0.0)
-    meas_best = np.array([mus[np.nanargmin(r)] if np.any(np.isfinite(r)) else np.nan for r in rate])
-    # no explicit momentum is measurably faster than the theory optimum's rate
-    r_opt = np.asarray(out["rate_opt"])[:, None]
-    beaten = resolved & (rate < r_opt - (cfg.rate_z * np.nan_to_num(se) + cfg.rate_abs))
-    return {
-        "mus": mus,
-        "mu_opt": np.asarray(out["mu_opt"]),
-        "rate_opt": np.asarray(out["rate_opt"]),
-        "theory_curve": curve,
-        "rate": rate,
-        "stderr": se,
-        "max_gap_over_tol": float(gap.max()),
-        "resolved_fraction": float(resolved.mean()),
-        "measured_best_mu": meas_best,
-        "optimum_beaten": bool(beaten.any()),
-        "diverged_fraction": div,
-    }
-
-
 def run(cfg: AsynchronyMomentumConfig, seed: int) -> Record:
     """Staleness law, mean dynamics and the optimal explicit momentum, each vs theory."""
     rng = np.random.default_rng(seed)
     hist = _staleness_part(cfg, rng)
     mean = _mean_part(cfg, seed)
-    opt = _optimum_part(cfg, seed)
+    opt = optimum_part(cfg, seed)
     p_level = cfg.p_min / len(cfg.hist_workers)
     mean_z = float(stats.norm.isf(cfg.p_min / (2 * len(cfg.hist_workers))))
     mean_dev = [
@@ -259,16 +199,22 @@ def run(cfg: AsynchronyMomentumConfig, seed: int) -> Record:
         for m, mu, se in zip(hist["workers"], hist["mean"], hist["mean_se"], strict=True)
     ]
     mu_opt = opt["mu_opt"]
-    best = opt["measured_best_mu"]
+    best = opt["best_resolved_mu"]
+    inside = opt["theory_optimum_inside_resolved"]
+    among = opt["theory_optimum_among_best"]
     checks = {
         "staleness_is_geometric_chi2": min(hist["p_value"]) > p_level,
         "staleness_mean_is_M_minus_1": max(mean_dev) <= mean_z,
         "ensemble_mean_is_heavy_ball": mean["max_err_over_tol"] <= 1.0,
         "synchronous_sgd_rejected": mean["sync_rejected"],
         "measured_rates_match_mean_dynamics": opt["max_gap_over_tol"] <= 1.0,
-        "theory_optimum_falls_and_turns_negative": bool(
+        # theory only: theory.optimal_explicit_momentum, not a measurement
+        "optimum_falls_and_turns_negative_theory_only": bool(
             np.all(np.diff(mu_opt) < 0) and mu_opt[0] > 0 and mu_opt[-1] < 0
         ),
+        # measured where measurable: at every M whose theory optimum lies inside the resolved
+        # momenta, the grid point nearest it is among the measured best
+        "measured_best_contains_theory_optimum": bool(inside.any() and np.all(among[inside])),
         "no_momentum_beats_the_theory_optimum": not opt["optimum_beaten"],
     }
     return Record(
@@ -290,8 +236,19 @@ def run(cfg: AsynchronyMomentumConfig, seed: int) -> Record:
             "staleness_mean": hist["mean"],
             "ensemble_max_err_over_tol": mean["max_err_over_tol"],
             "ensemble_mean_staleness": mean["mean_staleness"],
-            "measured_best_explicit_momentum": {
+            "best_resolved_explicit_momentum": {
                 str(m): float(v) for m, v in zip(cfg.opt_workers, best, strict=True)
+            },
+            "resolved_momentum_range": {
+                str(m): [float(a), float(b)]
+                for m, (a, b) in zip(cfg.opt_workers, opt["resolved_range"], strict=True)
+            },
+            "momenta_indistinguishable_from_best": {
+                str(m): v
+                for m, v in zip(cfg.opt_workers, opt["indistinguishable_mus"], strict=True)
+            },
+            "theory_optimum_measurable": {
+                str(m): bool(v) for m, v in zip(cfg.opt_workers, inside, strict=True)
             },
             "rate_max_gap_over_tol": opt["max_gap_over_tol"],
             "rate_resolved_fraction": opt["resolved_fraction"],
@@ -308,14 +265,30 @@ def run(cfg: AsynchronyMomentumConfig, seed: int) -> Record:
                 f"|measured - spectral radius| <= {cfg.rate_z:g} jackknife SE + {cfg.rate_abs:g}, "
                 f"on records where the ensemble mean exceeds {cfg.resolve_factor:g} SEM"
             ),
+            "optimum": (
+                "measured best set: resolved momenta whose rate exceeds the best resolved rate by "
+                f"at most {cfg.rate_z:g} combined jackknife SE + {cfg.rate_abs:g}; checked only "
+                "for M whose theory optimum lies inside the resolved momenta. That the optimum "
+                "turns negative is checked on theory alone."
+            ),
         },
         verdict=verdict(all(checks.values())),
         summary=(
             f"staleness chi2 p min {min(hist['p_value']):.3g}; ensemble/heavy-ball max "
-            f"err/tol {mean['max_err_over_tol']:.2f}; optimal explicit momentum theory "
-            f"{', '.join(f'{v:+.2f}' for v in mu_opt)} vs measured "
-            f"{', '.join(f'{v:+.2f}' for v in best)} for M = "
-            f"{', '.join(str(m) for m in cfg.opt_workers)}"
+            f"err/tol {mean['max_err_over_tol']:.2f}; optimal explicit momentum (theory) "
+            f"{', '.join(f'{v:+.2f}' for v in mu_opt)} for M = "
+            f"{', '.join(str(m) for m in cfg.opt_workers)}; measured momenta indistinguishable "
+            "from the best: "
+            + ", ".join(
+                f"[{min(near):+.2f}, {max(near):+.2f}]"
+                if ok
+                else f"not measured (rates resolved only up to mu = {hi:+.2f})"
+                for near, ok, hi in zip(
+                    opt["indistinguishable_mus"], inside, opt["resolved_range"][:, 1], strict=True
+                )
+            )
+            + f"; theory optimum among the measured best: {int(among[inside].sum())}/"
+            f"{int(inside.sum())}"
         ),
         arrays={
             "hist_workers": np.asarray(hist["workers"]),
@@ -332,7 +305,8 @@ def run(cfg: AsynchronyMomentumConfig, seed: int) -> Record:
             "opt_stderr": opt["stderr"],
             "opt_diverged_fraction": opt["diverged_fraction"],
             "opt_mu_theory": mu_opt,
-            "opt_mu_measured": best,
+            "opt_mu_best_resolved": best,
+            "opt_theory_inside_resolved": inside,
         },
     )
 
@@ -405,7 +379,7 @@ def plot(record: Record) -> Figure:
 EXPERIMENT_CLAIM = (
     "With M exponential workers the staleness is Geom(1/M), the expected asynchronous iterate "
     "follows heavy ball with momentum 1 - 1/M and step alpha/M, and the optimal explicit momentum "
-    "falls with M and turns negative."
+    "falls with M and turns negative (in theory; measured rates agree where they resolve it)."
 )
 
 EXPERIMENT = register(
