@@ -11,8 +11,14 @@ a smooth non-convex toy, a stitched one, and their separable d-dimensional versi
 This is an empirical claim: spectral radius is not sub-multiplicative, so the robust curvature is
 no proof. What is certain is a lower bound: ``det A_t = mu`` for every ``t``, so the product of
 the two Lyapunov exponents is ``mu`` and the rate can never be below ``sqrt(mu)``. The experiment
-also scans ``alpha`` across the robust interval at one momentum and reports where the rate is
-kept (not part of the verdict; experiment ``rate-failures`` studies the failures).
+also scans ``alpha`` across the robust interval at one momentum. Every scan setting keeps
+``alpha h(x)`` in the robust interval over the whole range of ``h``, and the record checks on the
+iterates that every visited point does; yet some settings cycle or converge slower than
+``sqrt(mu)`` (quick run: 2/6 keep it on the stitched toy, 4/6 on the smooth one). So robust
+curvature is not sufficient; the verdict covers YellowFin's ``alpha`` (the left end) and the
+lower bound ``rate >= sqrt(mu)`` on every run, scan included, and the scan's outcome is reported
+as ``robust_curvature_suffices_not_in_verdict`` (experiment ``rate-failures`` studies the
+failures).
 
 Prediction: :func:`theory.curvature_range` of each toy over decade shells from ``1e-16`` to
 ``1`` times ``region`` times the start distance (both sides of ``x*``),
@@ -34,10 +40,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.figure import Figure
 
 import theory
-from experiments.framework import Experiment, Record, figure, register, style, verdict
+from experiments.framework import Experiment, Record, register, verdict
+from experiments.library._nonconvex_plot import TOYS, plot
 from optimizers import heavy_ball
 from simulators import (
     Objective,
@@ -47,15 +53,6 @@ from simulators import (
     stitched_nonconvex_1d,
     sweep,
 )
-
-TOYS = ("smooth", "stitched", "smooth-separable", "stitched-separable")
-_COLORS = {
-    "smooth": style("heavy-ball")["color"],
-    "stitched": style("yellowfin")["color"],
-    "smooth-separable": style("momo")["color"],
-    "stitched-separable": style("adam")["color"],
-}
-_MARKERS = {"smooth": "o", "stitched": "s", "smooth-separable": "D", "stitched-separable": "^"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +74,9 @@ class NonconvexRateConfig:
             distance (the runs are checked to stay inside).
         shell_points: grid points per decade shell of :func:`theory.curvature_range`.
         rel_tol: allowed ``|measured / sqrt(mu) - 1|`` (the claim's 2%).
+        floor_rtol: relative slack of the lower bound ``rate >= sqrt(mu)`` (a late-window fit
+            still sees the decaying sub-dominant direction; measured deficits are <= 0.5%, all
+            within 2 jackknife errors).
         z_tol: tolerance in jackknife standard errors (used when larger than ``rel_tol``).
     """
 
@@ -92,6 +92,7 @@ class NonconvexRateConfig:
     region: float = 4.0
     shell_points: int = 801
     rel_tol: float = 0.02
+    floor_rtol: float = 1e-3
     z_tol: float = 4.0
 
     def __post_init__(self) -> None:
@@ -188,7 +189,7 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
     mus = np.asarray(cfg.mus, np.float64)
     fracs = np.linspace(0.0, 1.0, cfg.scan_points)
     pred, meas, err, alphas, robust, inside_region = {}, {}, {}, {}, {}, {}
-    scan, scan_err, dist_yf, visited = {}, {}, {}, {}
+    scan, scan_err, dist_yf, visited, scan_premise = {}, {}, {}, {}, {}
     ranges, regions, cache = {}, {}, {}
     for toy, obj in objectives.items():
         base = objectives[toy.removesuffix("-separable")]
@@ -244,6 +245,15 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
         dist_yf[toy] = np.asarray(traj.distances[i, 0], np.float64)
         if one_d:
             scan[toy], scan_err[toy] = rate[n:], np.asarray(est.stderr)[n:]
+            # the premise of every scan run, measured: alpha h(x_t) at every visited point
+            xs = np.asarray(traj.iterates[n:, 0, :, 0], np.float64)
+            premise = []
+            for a_s, x_s in zip(grid_a[1], xs, strict=True):
+                far = np.abs(x_s - x_star) > 1e-12 * dist0
+                ah = a_s * fprime(x_s[far]) / (x_s[far] - x_star)
+                lo_r, hi_r = (1 - np.sqrt(cfg.scan_mu)) ** 2, (1 + np.sqrt(cfg.scan_mu)) ** 2
+                premise.append(bool(np.all((ah >= lo_r * (1 - 1e-9)) & (ah <= hi_r * (1 + 1e-9)))))
+            scan_premise[toy] = np.asarray(premise)
             # the curvature the run visited, read off the iterates through the toy's gradient
             x_t = np.asarray(traj.iterates[i, 0, :, 0], np.float64)
             keep = np.abs(x_t - x_star) > 1e-12 * dist0
@@ -259,14 +269,26 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
         <= np.maximum(cfg.rel_tol, cfg.z_tol * np.nan_to_num(scan_err[t], nan=0.0))
         for t in scan
     }
+    # det A_t = mu: no run converges faster than sqrt(mu), wherever alpha lies (fit error only)
+    floor_ok = [
+        np.all(r >= np.sqrt(mu) * (1 - cfg.floor_rtol) - cfg.z_tol * np.nan_to_num(e, nan=0.0))
+        for t in TOYS
+        for r, e, mu in [(meas[t], err[t], mus)]
+        + ([(scan[t], scan_err[t], cfg.scan_mu)] if t in scan else [])
+    ]
     checks = {
         "theory_says_robust": all(all(robust[t]) for t in TOYS),
         "runs_stay_in_the_predicted_region": all(inside_region.values()),
         "rate_is_sqrt_mu": all(bool(np.all(ok[t])) for t in TOYS),
+        "no_run_beats_sqrt_mu": bool(all(floor_ok)),
     }
+    # beyond the verdict: does robust curvature at every visited point suffice for sqrt(mu)?
+    sufficient = all(bool(np.all(scan_ok[t][scan_premise[t]])) for t in scan)
     worst = max(float(np.max(np.abs(dev[t]))) for t in TOYS)
     scan_text = "; ".join(
-        f"{t}: {int(scan_ok[t].sum())}/{cfg.scan_points} fractions keep sqrt(mu)" for t in scan
+        f"{t}: {int(scan_ok[t].sum())}/{cfg.scan_points} keep sqrt(mu) although "
+        f"{int(scan_premise[t].sum())}/{cfg.scan_points} visit only robust curvature"
+        for t in scan
     )
     return Record(
         claim=EXPERIMENT_CLAIM,
@@ -284,6 +306,12 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             "max_rel_deviation": worst,
             "scan_mu": cfg.scan_mu,
             "scan_fractions_keeping_rate": {t: int(scan_ok[t].sum()) for t in scan},
+            "scan_fractions_with_robust_visited_curvature": {
+                t: int(scan_premise[t].sum()) for t in scan
+            },
+            "scan_keeps_rate": {t: scan_ok[t] for t in scan},
+            "scan_premise_holds": {t: scan_premise[t] for t in scan},
+            "robust_curvature_suffices_not_in_verdict": verdict(sufficient),
             "checks": checks,
         },
         tolerance={
@@ -293,12 +321,16 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             "why": "the rate is not exact beyond quadratics; 2% is the claim's band and the "
             "block-jackknife stderr of the late log-slope is the fit's own uncertainty",
             "region": "h is computed for |x - x*| in [1e-16, 1] x region x start distance",
+            "lower_bound": f"rate >= sqrt(mu) (1 - {cfg.floor_rtol:g}) - {cfg.z_tol:g} stderr on "
+            "every run, scan included",
         },
         verdict=verdict(all(checks.values())),
         summary=(
             f"at YellowFin's alpha the measured rate is sqrt(mu) within {worst:.2%} on "
             f"{len(TOYS)} toys x {mus.size} momenta; scan across the robust interval at "
-            f"mu={cfg.scan_mu:g}: {scan_text}"
+            f"mu={cfg.scan_mu:g} (not in the verdict): {scan_text}; robust curvature is "
+            f"{'sufficient' if sufficient else 'not sufficient'} for sqrt(mu); no run beats "
+            "sqrt(mu)"
         ),
         arrays={
             "mus": mus,
@@ -334,96 +366,12 @@ def _profiles(objectives: dict, fprimes: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def plot(record: Record) -> Figure:
-    """The toys, their curvature with the robust band, distances vs sqrt(mu)^t and the rates."""
-    arr = record.arrays
-    fig, axes = figure(ncols=3, nrows=2)
-    ax_f, ax_h, ax_d = axes[0]
-    ax_v, ax_r, ax_s = axes[1]
-    mus, mu_s = arr["mus"], float(arr["scan_mu"])
-    i = int(np.flatnonzero(np.isclose(mus, mu_s))[0])
-    s = np.sqrt(mu_s)
-    for toy in ("smooth", "stitched"):
-        c = _COLORS[toy]
-        ax_f.plot(arr["x_lin"], arr[f"f_{toy}"], color=c, lw=1.2, label=f"{toy} toy")
-        ax_h.semilogx(arr["e_log"], arr[f"h_{toy}"], color=c, lw=1.0, label=f"h(x), {toy}")
-        a = arr[f"alpha_{toy}"][i]
-        band = ((1 - s) ** 2 / a, (1 + s) ** 2 / a)
-        if toy == "smooth":
-            ax_h.axhspan(*band, color=c, alpha=0.12, label="robust band (smooth)")
-        else:
-            for y in band:
-                ax_h.axhline(y, color=c, lw=0.8, ls="--")
-    ax_f.set_xlabel(r"$x - x^*$")
-    ax_f.set_ylabel(r"$f(x)$")
-    ax_f.set_title("non-convex toys")
-    ax_f.legend(fontsize=7)
-    ax_h.set_xlabel(r"$|x - x^*|$ (log scale)")
-    ax_h.set_ylabel(r"$h(x) = f'(x)/(x - x^*)$")
-    ax_h.set_title(rf"generalised curvature, band at $\mu$={mu_s:g}")
-    ax_h.set_yscale("log")
-    ax_h.legend(fontsize=6.5, loc="upper right")
-    t = arr["t"]
-    t_end = 10
-    for toy in TOYS:
-        d = arr[f"dist_{toy}"]
-        below = np.flatnonzero(~(d / d[0] > 1e-15))
-        t_end = max(t_end, int(t[below[0]]) if below.size else int(t[-1]))
-    t_end = min(int(t[-1]), int(1.15 * t_end))
-    for toy in TOYS:
-        d = arr[f"dist_{toy}"]
-        ax_d.semilogy(t, d / d[0], color=_COLORS[toy], lw=1.0, label=toy)
-    ax_d.semilogy(t, s**t, **style("prediction", label=r"$\sqrt{\mu}^t$"))
-    ax_d.set_ylim(1e-16, 10.0)
-    ax_d.set_xlim(0, t_end)
-    ax_d.set_xlabel("step t")
-    ax_d.set_ylabel(r"$\|x_t - x^*\| / \|x_0 - x^*\|$")
-    ax_d.set_title(rf"distance to optimum, $\mu$={mu_s:g}")
-    ax_d.legend(fontsize=6.5)
-    for toy in ("smooth", "stitched"):
-        v = arr[f"visited_ah_{toy}"]
-        ax_v.plot(np.arange(v.size), v, ".", ms=1.5, color=_COLORS[toy], label=toy)
-    ax_v.axhspan((1 - s) ** 2, (1 + s) ** 2, color="0.88", label="robust interval")
-    ax_v.set_xlim(0, t_end)
-    ax_v.set_yscale("log")
-    ax_v.set_xlabel("step t")
-    ax_v.set_ylabel(r"$\alpha\, h(x_t)$ visited")
-    ax_v.set_title("curvature seen by the runs")
-    ax_v.legend(fontsize=7, markerscale=6)
-    m = np.linspace(mus.min() - 0.05, min(mus.max() + 0.05, 0.99), 100)
-    ax_r.plot(np.sqrt(m), np.sqrt(m), **style("prediction", label=r"theory $\sqrt{\mu}$"))
-    for toy in TOYS:
-        ax_r.errorbar(
-            np.sqrt(mus),
-            arr[f"rate_{toy}"],
-            yerr=arr[f"stderr_{toy}"],
-            fmt=_MARKERS[toy],
-            ms=4,
-            mfc="none",
-            color=_COLORS[toy],
-            label=toy,
-        )
-    ax_r.set_xlabel(r"$\sqrt{\mu}$")
-    ax_r.set_ylabel("measured rate")
-    ax_r.set_title(r"YellowFin's $\alpha = (1-\sqrt{\mu})^2 / h_{min}$")
-    ax_r.legend(fontsize=6.5)
-    fr = arr["scan_fractions"]
-    for toy in ("smooth", "stitched"):
-        r = np.minimum(arr[f"scan_rate_{toy}"], 1.05)
-        ax_s.plot(fr, r, _MARKERS[toy], mfc="none", color=_COLORS[toy], label=f"measured, {toy}")
-    ax_s.axhline(s, **style("prediction", label=r"$\sqrt{\mu}$"))
-    ax_s.axhline(1.0, color="0.5", lw=0.7, ls=":", label="no convergence")
-    ax_s.set_xlabel("position of alpha in the robust interval (0 = YellowFin)")
-    ax_s.set_ylabel("measured rate")
-    ax_s.set_title(rf"beyond the claim: $\alpha$ scan, $\mu$={mu_s:g}")
-    ax_s.legend(fontsize=6.5)
-    return fig
-
-
 EXPERIMENT_CLAIM = (
     "With YellowFin's tuning alpha = (1 - sqrt(mu))^2 / h_min, which keeps alpha*h(x) in the "
     "robust interval, heavy ball converges at rate sqrt(mu) (within 2%) on smooth and stitched "
-    "non-convex toys and their separable versions."
+    "non-convex toys and their separable versions, and no run anywhere in the interval beats "
+    "sqrt(mu); the verdict does not cover the rest of the interval, where some settings miss "
+    "sqrt(mu) although every visited alpha*h(x) is robust (reported)."
 )
 
 EXPERIMENT = register(

@@ -41,6 +41,18 @@ def test_quick_run_holds_and_renders(tmp_path) -> None:
     ah = ah[np.isfinite(ah)]
     assert ah.size > 50
     assert np.all(ah >= (1 - s) ** 2 * (1 - 1e-9)) and np.all(ah <= (1 + s) ** 2)
+    # The scan (not in the verdict): every setting visits only robust curvature, yet some miss
+    # sqrt(mu) (golden, seed 0: the smooth toy keeps it at the first 4 of 6 positions, the
+    # stitched toy at the first 2), so robust curvature is reported as not sufficient.
+    m = back.measurement
+    assert m["scan_fractions_with_robust_visited_curvature"] == {"smooth": 6, "stitched": 6}
+    assert m["scan_keeps_rate"]["smooth"] == [True] * 4 + [False] * 2
+    assert m["scan_keeps_rate"]["stitched"] == [True] * 2 + [False] * 4
+    assert m["robust_curvature_suffices_not_in_verdict"] == "fails"
+    # the lower bound sqrt(mu) (det A_t = mu) holds on every scan run too, failures included
+    for toy in ("smooth", "stitched"):
+        rate, err = back.arrays[f"scan_rate_{toy}"], back.arrays[f"scan_stderr_{toy}"]
+        assert np.all(rate >= s * (1 - 1e-3) - 4 * err), (toy, rate)
 
 
 @pytest.mark.parametrize(
