@@ -8,6 +8,7 @@ walks any optax state (``chain``, ``inject_hyperparams``, nested tuples) and col
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import jax
@@ -37,12 +38,15 @@ def check_scalar(
     """Validate a Python-number hyper-parameter at construction time.
 
     Schedules (callables) and traced values are accepted unchecked: they are only known per step.
+    Booleans are rejected: ``True`` is a Python int, but never a meant value of a real parameter.
 
     Raises:
         ValueError: naming ``name`` and the valid interval.
     """
     if callable(value) or isinstance(value, jax.core.Tracer):
         return
+    if _is_bool(value):
+        raise ValueError(f"{name} must be a real number, not a bool (got {value!r})")
     try:
         v = float(value)
     except (TypeError, ValueError) as err:
@@ -54,6 +58,54 @@ def check_scalar(
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
         raise ValueError(f"{name} must lie in {left}{lo:g}, {hi:g}{right} (got {value!r})")
+
+
+def _is_bool(value: Any) -> bool:
+    """A Python, NumPy or JAX boolean (scalar or array)."""
+    return isinstance(value, bool) or getattr(value, "dtype", None) == jnp.bool_
+
+
+def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    """Validate an integer hyper-parameter (one that shapes arrays) and return it as ``int``.
+
+    Python and NumPy integers are accepted; bools (``True`` is an ``int``), floats and arrays are
+    not.
+
+    Raises:
+        ValueError: naming ``name`` and the valid range.
+    """
+    right = "inf)" if hi is None else f"{hi}]"
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or not (lo <= int(value) and (hi is None or int(value) <= hi))
+    ):
+        raise ValueError(f"{name} must be an integer in [{lo}, {right} (got {value!r})")
+    return int(value)
+
+
+def check_key(name: str, key: Any) -> None:
+    """Validate a random seed: a non-negative integer (not a bool) or a JAX key array.
+
+    Raises:
+        ValueError: naming ``name``.
+    """
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        if key < 0:
+            raise ValueError(f"{name} must be an integer >= 0 or a JAX key (got {key!r})")
+    elif not isinstance(key, jax.Array) or _is_bool(key):
+        raise ValueError(f"{name} must be an integer >= 0 or a JAX key (got {key!r})")
+
+
+def value_ok(value: Any) -> jax.Array | bool:
+    """True when the loss passed as ``update(..., value=loss)`` is finite, or when none is passed.
+
+    Optimizers that do not use the loss still skip a step whose loss is NaN or inf, so that one
+    loop can pass ``value=`` to every optimizer with the same semantics. A traced boolean.
+    """
+    if value is None:
+        return True
+    return jnp.all(jnp.isfinite(jnp.asarray(value)))
 
 
 def tree_all_finite(tree: Any) -> jax.Array:

@@ -44,11 +44,14 @@ import numpy as np
 import optax
 
 from optimizers._common import (
+    check_int,
+    check_key,
     check_scalar,
     guard_scalars,
     masked_updates,
     stat_dtype,
     tree_all_finite,
+    value_ok,
 )
 
 SensorConvention = Literal["algorithmic", "total"]
@@ -234,18 +237,17 @@ def check_loop_args(
     sensor_size: int,
     max_staleness: int,
     min_denominator: float,
+    gain_name: str = "gain",
 ) -> None:
     """Validate the closed-loop hyper-parameters (ValueError naming the parameter)."""
-    check_scalar("gain", gain, 0.0, 1.0, lo_open=True)
+    check_scalar(gain_name, gain, 0.0, 1.0, lo_open=True)
     if sensor_convention not in ("algorithmic", "total"):
         raise ValueError(
             f"sensor_convention must be 'algorithmic' or 'total' (got {sensor_convention!r})"
         )
     check_scalar("effective_workers", effective_workers, 1.0)
-    if not isinstance(sensor_size, int) or sensor_size < 1:
-        raise ValueError(f"sensor_size must be an integer >= 1 (got {sensor_size!r})")
-    if not isinstance(max_staleness, int) or not 0 <= max_staleness <= 4096:
-        raise ValueError(f"max_staleness must be an integer in [0, 4096] (got {max_staleness!r})")
+    check_int("sensor_size", sensor_size, 1)
+    check_int("max_staleness", max_staleness, 0, 4096)
     check_scalar("min_denominator", min_denominator, 0.0, 1.0, hi_open=True)
 
 
@@ -266,7 +268,7 @@ class MomentumFeedbackState(NamedTuple):
         mu_algo: algorithmic momentum for the next step.
         mu_hat: last valid sensor reading (the target before the first one).
         mu_target: the set point.
-        skipped: steps skipped for a non-finite gradient.
+        skipped: steps skipped for a non-finite gradient or loss (``value=``).
     """
 
     delta: Any
@@ -309,7 +311,8 @@ def momentum_feedback(
     was evaluated, ``update(..., staleness=tau)``, 0 = synchronous, at most ``max_staleness``;
     larger or negative values leave the controller unchanged) and
     mu_algo <- clip(mu_algo + gain * (target_momentum - mu_hat), -0.9, 0.999). See the module
-    docstring for the conventions and the choice of the default gain.
+    docstring for the conventions and the choice of the default gain. A non-finite gradient, or a
+    non-finite loss passed as ``value=`` (optional), skips the step and counts in ``skipped``.
 
     Args:
         learning_rate: alpha >= 0 (float or optax schedule).
@@ -340,6 +343,7 @@ def momentum_feedback(
     check_loop_args(
         gain, sensor_convention, effective_workers, sensor_size, max_staleness, min_denominator
     )
+    check_key("key", key)
     scale = numerator_scale(sensor_convention, effective_workers)
     mu0 = target_momentum if initial_momentum is None else initial_momentum
 
@@ -367,6 +371,7 @@ def momentum_feedback(
         params: Any = None,
         *,
         staleness: Any = 0,
+        value: Any = None,
         **extra_args: Any,
     ) -> tuple[Any, MomentumFeedbackState]:
         del params, extra_args
@@ -375,7 +380,7 @@ def momentum_feedback(
         mu = state.mu_algo
         grads = jax.tree_util.tree_map(lambda g: g if g.dtype == dt else g.astype(dt), updates)
         # The skip is folded into the one pass that writes the move (see heavy_ball).
-        ok = tree_all_finite(grads) & jnp.isfinite(alpha)
+        ok = tree_all_finite(grads) & jnp.isfinite(alpha) & value_ok(value)
         delta = jax.tree_util.tree_map(
             lambda g, d: jnp.where(ok, mu * d - alpha * g, d), grads, state.delta
         )

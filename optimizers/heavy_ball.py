@@ -24,6 +24,7 @@ from optimizers._common import (
     masked_updates,
     stat_dtype,
     tree_all_finite,
+    value_ok,
 )
 
 ScalarOrSchedule = float | optax.Schedule
@@ -37,7 +38,7 @@ class HeavyBallState(NamedTuple):
         count: number of accepted steps (int32).
         learning_rate: step size alpha applied at the last step.
         momentum: momentum mu applied at the last step.
-        skipped: steps skipped because the gradient was not finite (int32).
+        skipped: steps skipped because the gradient or the loss was not finite (int32).
     """
 
     delta: Any
@@ -113,7 +114,12 @@ def heavy_ball(
         )
 
     def update_fn(
-        updates: Any, state: HeavyBallState, params: Any = None, **extra_args: Any
+        updates: Any,
+        state: HeavyBallState,
+        params: Any = None,
+        *,
+        value: Any = None,
+        **extra_args: Any,
     ) -> tuple[Any, HeavyBallState]:
         del extra_args
         dt = stat_dtype(params, state.delta)
@@ -127,7 +133,7 @@ def heavy_ball(
                 lambda g, p: g + weight_decay * p.astype(dt), grads, params
             )
         # Elementwise expressions: XLA fuses them into the reduction and into the update pass.
-        ok = tree_all_finite(grads) & jnp.isfinite(alpha) & jnp.isfinite(mu)
+        ok = tree_all_finite(grads) & jnp.isfinite(alpha) & jnp.isfinite(mu) & value_ok(value)
         delta = jax.tree_util.tree_map(
             lambda g, d: jnp.where(ok, mu * d - alpha * g, d), grads, state.delta
         )

@@ -18,6 +18,7 @@ from optimizers.momo_core import (
     check_common,
     ema_tree,
     keep_if_skipped,
+    needs_tracking,
     scalar_step,
     tree_dot,
     wide,
@@ -39,7 +40,8 @@ class MomoState(NamedTuple):
         h: model value ``h_k = fbar_k + u_k`` at the last step.
         count: number of accepted steps.
         skipped: steps skipped because the gradient or the loss was not finite.
-        prev_params: parameters seen at the last accepted step (``track_params=True``), else None.
+        prev_params: parameters seen at the last accepted step when tracked (``track_params``),
+            else None.
     """
 
     d: Any
@@ -66,7 +68,7 @@ def momo(
     weight_decay: float = 0.0,
     bias_correction: bool = False,
     adapt_lower_bound: bool = False,
-    track_params: bool = False,
+    track_params: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """MoMo: momentum SGD whose step is the proximal step on a truncated momentum model.
 
@@ -95,8 +97,13 @@ def momo(
     to the parameters as is (``optax.apply_updates``, MoMo last in an ``optax.chain``). With
     ``track_params=True`` the increment is measured from the parameters actually seen
     (``<d_{k-1}, x_k - x_{k-1}>`` against a stored copy), which stays exact when something else
-    moves the parameters (a transformation chained after MoMo, projections, bfloat16 rounding of
-    the parameter write) at the price of one parameter-sized buffer.
+    moves the parameters (a transformation chained after MoMo, projections, rounding of the
+    parameter write) at the price of one parameter-sized buffer (in the parameter dtype) and one
+    more reduction. The default ``track_params=None`` turns it on when a parameter leaf is
+    narrower than float32: a bfloat16 write rounds each coordinate to 2^-8 relative, and the
+    closed-form ``h_k`` then drifts from the exact one by 10% (MoMo) to 90% (MoMo-Adam) of
+    ``h_k`` within 60 steps of a least-squares problem with parameters near 10, against about
+    1e-5 when tracked (tests/optimizers/test_robustness_momo.py).
 
     Cost: one reduction per step, ``||d_k||^2`` (the new ``d_k`` is fused into it, never stored
     twice); with weight decay also ``<g_k, x_k>``, since ``<d_k, x_k>`` follows the same
@@ -118,7 +125,9 @@ def momo(
         weight_decay: ``lambda >= 0``, applied proximally.
         bias_correction: start the averages at 0 and correct with ``rho_k = 1 - beta^k``.
         adapt_lower_bound: MoMo*: estimate ``f_*`` online, never below ``lower_bound``.
-        track_params: measure the recursion increment from stored previous parameters.
+        track_params: measure the recursion increment from a stored copy of the parameters.
+            None (default): automatically for parameters narrower than float32 (bfloat16,
+            float16), whose rounded writes break the closed-form increment; True/False force it.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``; call ``update(grads, state, params,
@@ -140,7 +149,7 @@ def momo(
         >>> print(optax.apply_updates(x, upd))
         [0.5 0.5]
     """
-    check_common(learning_rate, lower_bound, weight_decay)
+    check_common(learning_rate, lower_bound, weight_decay, track_params)
     check_scalar("beta", beta, 0.0, 1.0, hi_open=True)
 
     def init_fn(params: Any) -> MomoState:
@@ -151,7 +160,8 @@ def momo(
             return jnp.zeros((), sd)
 
         d = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), wide(p.dtype)), params)
-        prev = jax.tree_util.tree_map(jnp.array, params) if track_params else None
+        track = needs_tracking(track_params, params)
+        prev = jax.tree_util.tree_map(jnp.array, params) if track else None
         lb = jnp.asarray(lower_bound, sd)
         return MomoState(
             d=d,
@@ -174,6 +184,7 @@ def momo(
         del extra
         params = require_params(params, "momo")
         sd = state.fbar.dtype
+        track = state.prev_params is not None  # decided at init (needs_tracking)
         f = require_value(value, "momo").astype(sd)
         count = state.count
         b = jnp.asarray(beta, sd)
@@ -201,7 +212,7 @@ def momo(
             weight_decay=weight_decay,
             lower_bound=lower_bound,
             adapt=adapt_lower_bound,
-            track_params=track_params,
+            track_params=track,
         )
         ok = step.ok
         # A skipped step (not ok) keeps d: the guarded average below is exactly state.d.
@@ -219,7 +230,7 @@ def momo(
             h=step.model.h,
             count=count + 1,
             skipped=state.skipped,
-            prev_params=params if track_params else None,
+            prev_params=params if track else None,
         )
         return new_updates, keep_if_skipped(ok, new_state, state, guarded=("d",))
 

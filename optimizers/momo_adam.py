@@ -18,6 +18,7 @@ from optimizers.momo_core import (
     check_common,
     ema_tree,
     keep_if_skipped,
+    needs_tracking,
     scalar_step,
     tree_dot,
     wide,
@@ -40,7 +41,8 @@ class MomoAdamState(NamedTuple):
         h: model value ``h_k = fbar_k + u_k`` at the last step (not bias-corrected).
         count: number of accepted steps.
         skipped: steps skipped because the gradient or the loss was not finite.
-        prev_params: parameters seen at the last accepted step (``track_params=True``), else None.
+        prev_params: parameters seen at the last accepted step when tracked (``track_params``),
+            else None.
     """
 
     d: Any
@@ -69,7 +71,7 @@ def momo_adam(
     *,
     weight_decay: float = 0.0,
     adapt_lower_bound: bool = False,
-    track_params: bool = False,
+    track_params: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """MoMo-Adam: Adam whose step is the proximal step on a truncated momentum model.
 
@@ -88,10 +90,14 @@ def momo_adam(
     ``h_k - gamma_k`` is tracked by the cancellation-free recursion described in
     :func:`optimizers.momo`, with increment ``-(alpha lambda <d, x> + tau <d, D^{-1} d>) / c``
     (exact when the returned update is applied as is; ``track_params=True`` measures it from a
-    stored copy of the parameters instead).
+    stored copy of the parameters instead; the default None does so for parameters narrower
+    than float32, such as bfloat16, whose rounded writes would make ``h_k`` drift).
 
     Cost: one reduction per step, ``<d_k, D_k^{-1} d_k>``, into which the new moments are fused
-    (they are written once, in the update pass); with weight decay also ``<g_k, x_k>``.
+    (they are written once, in the update pass); with weight decay also ``<g_k, x_k>``. A
+    non-finite gradient or loss skips the step (parameters and state unchanged, ``skipped`` + 1),
+    and so does a finite gradient whose square overflows the second moment (``v_k / (1 - b2^k)``
+    not finite, e.g. ``|g| > 1.8e19`` in float32), which would otherwise freeze that coordinate.
 
     Differences from ``optax.contrib.momo_adam``: that version forms ``h_k`` directly (float32
     cancellation), applies weight decay AdamW-style as ``x / c - tau D^{-1} d`` instead of the
@@ -107,7 +113,9 @@ def momo_adam(
         lower_bound: ``f_*``, a lower bound of the loss.
         weight_decay: ``lambda >= 0``, applied proximally.
         adapt_lower_bound: MoMo*: estimate ``f_*`` online, never below ``lower_bound``.
-        track_params: measure the recursion increment from stored previous parameters.
+        track_params: measure the recursion increment from a stored copy of the parameters.
+            None (default): automatically for parameters narrower than float32 (bfloat16,
+            float16), whose rounded writes break the closed-form increment; True/False force it.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``; call ``update(grads, state, params,
@@ -129,7 +137,7 @@ def momo_adam(
         >>> print(optax.apply_updates(x, upd))  # cap active: Adam's first step
         [0.01 0.01]
     """
-    check_common(learning_rate, lower_bound, weight_decay)
+    check_common(learning_rate, lower_bound, weight_decay, track_params)
     check_scalar("b1", b1, 0.0, 1.0, hi_open=True)
     check_scalar("b2", b2, 0.0, 1.0, hi_open=True)
     check_scalar("eps", eps, 0.0, lo_open=True)
@@ -144,7 +152,8 @@ def momo_adam(
         def zeros(p: jax.Array) -> jax.Array:
             return jnp.zeros(jnp.shape(p), wide(p.dtype))
 
-        prev = jax.tree_util.tree_map(jnp.array, params) if track_params else None
+        track = needs_tracking(track_params, params)
+        prev = jax.tree_util.tree_map(jnp.array, params) if track else None
         return MomoAdamState(
             d=jax.tree_util.tree_map(zeros, params),
             v=jax.tree_util.tree_map(zeros, params),
@@ -172,6 +181,7 @@ def momo_adam(
         del extra
         params = require_params(params, "momo_adam")
         sd = state.fbar.dtype
+        track = state.prev_params is not None  # decided at init (needs_tracking)
         f = require_value(value, "momo_adam").astype(sd)
         count = state.count
         k = (count + 1).astype(sd)
@@ -187,6 +197,7 @@ def momo_adam(
         # eps as a value known only at run time (0 * k is not folded for floats): XLA's CPU
         # reduction fusion takes a scalar operand, not a materialised broadcast of a constant.
         eps_runtime = epsilon + 0.0 * k
+        zero_runtime = 0.0 * k
 
         def precondition(m: jax.Array, s: jax.Array) -> jax.Array:
             return m / (jnp.sqrt(s / bc2.astype(s.dtype)) + epsilon.astype(s.dtype))
@@ -195,7 +206,14 @@ def momo_adam(
             # The same D^{-1} m written with other scalar operands, so that XLA does not share a
             # materialised parameter-sized broadcast of eps or bc2 between this reduction and the
             # update pass (a 40 MB temporary per 1e7 parameters on CPU).
-            return m / (jnp.sqrt(s * inv_bc2.astype(s.dtype)) + eps_runtime.astype(s.dtype))
+            # A huge but finite gradient (|g| > 1.8e19 in float32) overflows v to inf, and D^{-1} d
+            # would be 0 there: a "valid" step after which the coordinate never moves again. The
+            # added 0 * v / bc2 is 0 when finite and NaN when inf, so <d, D^{-1} d> is NaN and the
+            # step is skipped. Arithmetic rather than a select, with a run-time zero (not a
+            # constant), keeps the whole expression fused into the one reduction.
+            scaled = s * inv_bc2.astype(s.dtype)
+            zero = zero_runtime.astype(s.dtype)
+            return m / (jnp.sqrt(scaled) + eps_runtime.astype(s.dtype)) + zero * scaled
 
         # d_k, v_k and D_k^{-1} d_k enter only the reduction here; the stored moments are recomputed
         # in the guarded update pass below, so no parameter-sized temporary is materialised.
@@ -215,7 +233,7 @@ def momo_adam(
             weight_decay=weight_decay,
             lower_bound=lower_bound,
             adapt=adapt_lower_bound,
-            track_params=track_params,
+            track_params=track,
         )
         ok = step.ok
         # A skipped step (not ok) keeps d and v: the guarded averages below are exactly the old.
@@ -246,7 +264,7 @@ def momo_adam(
             h=step.model.h,
             count=count + 1,
             skipped=state.skipped,
-            prev_params=params if track_params else None,
+            prev_params=params if track else None,
         )
         return new_updates, keep_if_skipped(ok, new_state, state, guarded=("d", "v"))
 

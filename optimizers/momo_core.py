@@ -37,16 +37,37 @@ def is_zero(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and x == 0
 
 
-def check_common(learning_rate: Any, lower_bound: Any, weight_decay: Any) -> None:
+def check_common(
+    learning_rate: Any, lower_bound: Any, weight_decay: Any, track_params: Any = None
+) -> None:
     """Validate the hyper-parameters shared by MoMo and MoMo-Adam.
 
     Raises:
         ValueError: learning_rate outside [0, inf), lower_bound not finite, weight_decay outside
-            [0, inf).
+            [0, inf), track_params not None, True or False.
     """
     check_scalar("learning_rate", learning_rate, 0.0)
     check_scalar("lower_bound", lower_bound)
     check_scalar("weight_decay", weight_decay, 0.0)
+    if not (track_params is None or isinstance(track_params, bool)):
+        raise ValueError(f"track_params must be None, True or False (got {track_params!r})")
+
+
+def needs_tracking(track_params: bool | None, params: Any) -> bool:
+    """Resolve ``track_params``: None means True when any parameter leaf is narrower than float32.
+
+    The closed-form increment of the ``h_k`` recursion assumes the returned update lands on the
+    parameters exactly. A bfloat16 (or float16) parameter write rounds every coordinate to
+    2^-8 (2^-11) relative, an error that the recursion accumulates without bound relative to a
+    small ``h_k``; measuring the increment from the parameters actually reached removes it.
+    """
+    if track_params is not None:
+        return track_params
+    return any(
+        jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+        and jnp.finfo(jnp.result_type(leaf)).bits < 32
+        for leaf in jax.tree_util.tree_leaves(params)
+    )
 
 
 def model_step(

@@ -7,110 +7,43 @@ official PyTorch implementation as restated in reference/yellowfin.md.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from optimizers._common import (
+    check_int,
     check_scalar,
     guard_scalars,
     masked_updates,
     select_tree,
     stat_dtype,
     tree_sq_norm,
+    value_ok,
 )
 from optimizers.feedback import (
-    DEFAULT_GAIN,
     SensorConvention,
-    SensorState,
-    check_loop_args,
     feedback_update,
     numerator_scale,
     sensor_init,
     sensor_step,
 )
 from optimizers.singlestep_jax import single_step
-from optimizers.yellowfin_oracles import OracleState, oracle_init, oracle_update
+from optimizers.yellowfin_oracles import oracle_init, oracle_update
+from optimizers.yellowfin_state import (
+    YELLOWFIN_STATIC_ARGS,
+    YellowFinLoopState,
+    YellowFinState,
+    loop_settings,
+)
 
-# Integer hyper-parameters that shape arrays: pass them as ``static_args`` to
-# ``optax.inject_hyperparams(yellowfin, static_args=YELLOWFIN_STATIC_ARGS)``.
-YELLOWFIN_STATIC_ARGS = ("curv_window", "sensor_size", "max_staleness", "sensor_key")
+__all__ = ["YELLOWFIN_STATIC_ARGS", "YellowFinLoopState", "YellowFinState", "yellowfin"]
 
 # Official stat_protect_fac: the gradient norm is clipped to sqrt(100 h_max) = 10 sqrt(h_max) before
 # it is measured (from the third step on).
 STAT_PROTECT_FACTOR = 100.0
-
-_BASE_LOGGED = (
-    "learning_rate",
-    "momentum",
-    "h_min",
-    "h_max",
-    "grad_var",
-    "dist_to_opt",
-    "skipped",
-)
-
-
-class YellowFinState(NamedTuple):
-    """State of :func:`yellowfin` (open loop).
-
-    Attributes:
-        count: step counter t (accepted steps).
-        oracle: running statistics of the measurement oracles.
-        velocity: v (velocity form) or the previous move (heavy-ball form), float32 or wider.
-        lr_smooth, mu_smooth: EMA-smoothed tuned values (applied when ``smoothed_tuning``).
-        learning_rate: step size applied at the last step (lr_factor included).
-        momentum: momentum applied at the last step.
-        h_min, h_max, grad_var, dist_to_opt: the last oracle readings.
-        skipped: steps skipped for a non-finite gradient or loss.
-    """
-
-    count: jax.Array
-    oracle: OracleState
-    velocity: Any
-    lr_smooth: jax.Array
-    mu_smooth: jax.Array
-    learning_rate: jax.Array
-    momentum: jax.Array
-    h_min: jax.Array
-    h_max: jax.Array
-    grad_var: jax.Array
-    dist_to_opt: jax.Array
-    skipped: jax.Array
-
-    LOGGED = _BASE_LOGGED
-
-
-class YellowFinLoopState(NamedTuple):
-    """State of ``yellowfin(closed_loop=True)``: :class:`YellowFinState` plus the controller.
-
-    Attributes:
-        sensor: ring of sampled moves of the total-momentum sensor.
-        mu_algo: algorithmic momentum for the next step.
-        mu_hat: last valid sensor reading.
-        mu_target: SingleStep's momentum (or the fixed ``target_momentum``).
-    """
-
-    count: jax.Array
-    oracle: OracleState
-    velocity: Any
-    lr_smooth: jax.Array
-    mu_smooth: jax.Array
-    learning_rate: jax.Array
-    momentum: jax.Array
-    h_min: jax.Array
-    h_max: jax.Array
-    grad_var: jax.Array
-    dist_to_opt: jax.Array
-    skipped: jax.Array
-    sensor: SensorState
-    mu_algo: jax.Array
-    mu_hat: jax.Array
-    mu_target: jax.Array
-
-    LOGGED = (*_BASE_LOGGED, "mu_hat", "mu_algo", "mu_target")
 
 
 def _at(x: Any, count: jax.Array, dt: jnp.dtype) -> jax.Array:
@@ -142,14 +75,14 @@ def yellowfin(
     stats_see_weight_decay: bool = False,
     smoothed_tuning: bool = False,
     closed_loop: bool = False,
-    feedback_gain: float = DEFAULT_GAIN,
+    feedback_gain: float | None = None,
     target_momentum: float | None = None,
-    sensor_convention: SensorConvention = "total",
-    effective_workers: float = 1.0,
-    sensor_size: int = 4096,
-    max_staleness: int = 64,
-    sensor_min_denominator: float = 1e-6,
-    sensor_key: int | jax.Array = 0,
+    sensor_convention: SensorConvention | None = None,
+    effective_workers: float | None = None,
+    sensor_size: int | None = None,
+    max_staleness: int | None = None,
+    sensor_min_denominator: float | None = None,
+    sensor_key: int | jax.Array | None = None,
     eps: float = 1e-6,
 ) -> optax.GradientTransformationExtraArgs:
     """YellowFin (Zhang & Mitliagkas, arXiv 1706.03471, Algorithm 1) as an optax transformation.
@@ -162,11 +95,17 @@ def yellowfin(
        alpha_t = (1 - sqrt(mu_t))^2 / (h_min + eps); slow start alpha_t <- min(alpha_t,
        alpha_t (t+1) / (10 w)). Step 0 uses the constructor's ``learning_rate`` and ``momentum``.
        Applied: mu_t and alpha_t * lr_factor (EMA-smoothed values with ``smoothed_tuning``).
-    4. ``clip_large_grad`` (t >= 1): if ||g||^2 >= h_max_{t-1}, clip ||g|| to sqrt(h_max_{t-1}).
+    4. ``clip_move`` (every step): if lr * ||g|| >= ``max_move``, with ||g|| the norm the
+       statistics measured (after step 1, before step 5, without hidden weight decay), the
+       applied learning rate becomes lr = max_move / sqrt(||g||^2 + eps). As in the official
+       PyTorch code (``catastrophic_move_thresh``), this lowers the lr, not g: the velocity
+       keeps the unscaled gradient and the whole step lr (mu v + g) shrinks.
+    5. ``clip_large_grad`` (t >= 1): if ||g||^2 >= h_max_{t-1}, clip ||g|| to sqrt(h_max_{t-1}).
        Weight decay is added after the measurement (``stats_see_weight_decay=False``, as in the
-       official code). ``clip_move``: scale g so that lr * ||g|| <= ``max_move``.
-    5. ``update_form="velocity"`` (PyTorch/TF, default): v = mu v + g, x -= lr v.
-       ``"heavy_ball"`` (Caffe2/MXNet, lr inside): d = mu d - lr g, x += d.
+       official code).
+    6. ``update_form="velocity"`` (PyTorch/TF, default): v = mu v + g, x -= lr v.
+       ``"heavy_ball"`` (Caffe2/MXNet, lr inside): d = mu d - lr g, x += d; here the move
+       clip's lower lr scales only the gradient term, since the lr lives inside the step.
 
     Closed loop (Sec. 4, ``closed_loop=True``): the applied momentum is the controller's mu_algo,
     steered by mu_algo <- mu_algo + feedback_gain * (mu_target - mu_hat) with mu_target the
@@ -193,16 +132,18 @@ def yellowfin(
         lr_factor: multiplier >= 0 of the tuned learning rate (float or schedule, e.g. a decay).
         update_form: ``"velocity"`` or ``"heavy_ball"``.
         clip_statistics, clip_large_grad, clip_move: the official adaptive clipping rules.
-        max_move: cap > 0 on lr * ||g||.
+        max_move: threshold > 0 on lr * ||g|| of the move clip (official 100).
         weight_decay: coupled L2 coefficient >= 0 (needs ``params``).
         stats_see_weight_decay: measure g + weight_decay * x instead of g.
         smoothed_tuning: apply the EMA-smoothed lr and mu.
-        closed_loop: enable the momentum feedback loop.
-        feedback_gain: controller gain in (0, 1].
+        closed_loop: enable the momentum feedback loop. The settings below up to ``sensor_key``
+            apply only to it: setting one of them without ``closed_loop=True`` raises.
+        feedback_gain: controller gain in (0, 1] (default 0.02).
         target_momentum: fixed set point in [0, 1) instead of SingleStep's mu.
-        sensor_convention: ``"total"`` (step / effective_workers) or ``"algorithmic"``.
-        effective_workers: M >= 1 for the total convention.
-        sensor_size, max_staleness, sensor_min_denominator, sensor_key: sensor settings.
+        sensor_convention: ``"total"`` (step / effective_workers, default) or ``"algorithmic"``.
+        effective_workers: M >= 1 for the total convention (default 1).
+        sensor_size, max_staleness, sensor_min_denominator, sensor_key: sensor settings
+            (defaults 4096, 64, 1e-6, 0).
         eps: numerical guard > 0 (official 1e-6).
 
     Returns:
@@ -210,7 +151,8 @@ def yellowfin(
         (:class:`YellowFinLoopState` with the closed loop).
 
     Raises:
-        ValueError: for any hyper-parameter outside its range.
+        ValueError: for any hyper-parameter outside its range (bools are not integers), or a
+            closed-loop setting given while ``closed_loop=False``.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -223,26 +165,29 @@ def yellowfin(
     check_scalar("learning_rate", learning_rate, 0.0, lo_open=True)
     check_scalar("momentum", momentum, 0.0, 1.0, hi_open=True)
     check_scalar("beta", beta, 0.0, 1.0, hi_open=True)
-    if not isinstance(curv_window, int) or curv_window < 1:
-        raise ValueError(f"curv_window must be an integer >= 1 (got {curv_window!r})")
+    curv_window = check_int("curv_window", curv_window, 1)
     check_scalar("lr_factor", lr_factor, 0.0)
     if update_form not in ("velocity", "heavy_ball"):
         raise ValueError(f"update_form must be 'velocity' or 'heavy_ball' (got {update_form!r})")
     check_scalar("max_move", max_move, 0.0, lo_open=True)
     check_scalar("weight_decay", weight_decay, 0.0)
     check_scalar("eps", eps, 0.0, 1.0, lo_open=True, hi_open=True)
+    loop = loop_settings(
+        closed_loop,
+        {
+            "feedback_gain": feedback_gain,
+            "target_momentum": target_momentum,
+            "sensor_convention": sensor_convention,
+            "effective_workers": effective_workers,
+            "sensor_size": sensor_size,
+            "max_staleness": max_staleness,
+            "sensor_min_denominator": sensor_min_denominator,
+            "sensor_key": sensor_key,
+        },
+    )
     if target_momentum is not None:
         check_scalar("target_momentum", target_momentum, 0.0, 1.0, hi_open=True)
-    if closed_loop:
-        check_loop_args(
-            feedback_gain,
-            sensor_convention,
-            effective_workers,
-            sensor_size,
-            max_staleness,
-            sensor_min_denominator,
-        )
-    scale = numerator_scale(sensor_convention, effective_workers)
+    scale = numerator_scale(loop["sensor_convention"], loop["effective_workers"])
 
     def init_fn(params: Any) -> YellowFinState | YellowFinLoopState:
         dt = stat_dtype(params)
@@ -272,7 +217,7 @@ def yellowfin(
         if not closed_loop:
             return YellowFinState(*base)
         target = momentum if target_momentum is None else target_momentum
-        sensor = sensor_init(params, sensor_size, max_staleness, sensor_key)
+        sensor = sensor_init(params, loop["sensor_size"], loop["max_staleness"], loop["sensor_key"])
         return YellowFinLoopState(*base, sensor, fresh(momentum), fresh(target), fresh(target))
 
     def update_fn(
@@ -343,27 +288,22 @@ def yellowfin(
         lr = lr_t * _at(lr_factor, t, dt)
         mu = state.mu_algo if closed_loop else mu_t
 
-        # Exploding-gradient clip (decided on the measured norm, applied to the step).
         norm = jnp.sqrt(grad_sq)
+        if clip_move:
+            # Move clip on the measured norm (no pass over memory): lower the applied lr.
+            cap = jnp.asarray(max_move, dt)
+            lr = jnp.where(lr * norm >= cap, cap / jnp.sqrt(grad_sq + eps), lr)
+        # Exploding-gradient clip (decided on the measured norm, applied to the step).
         exploding = clip_large_grad & (t >= 1) & (grad_sq >= h_max_prev)
         s_big = _clip_factor(norm, jnp.sqrt(h_max_prev) + eps, exploding)
         applied = tree(lambda g: g * s_big, measured)
-        separate_wd = wd is not None and not stats_see_weight_decay
-        if separate_wd:
+        if wd is not None and not stats_see_weight_decay:
             applied = tree(jnp.add, applied, wd)
-        if clip_move:
-            # ||s_big * measured||^2 = s_big^2 * grad_sq: no pass over memory unless the weight
-            # decay is added after the measurement.
-            applied_sq = tree_sq_norm(applied, dt) if separate_wd else s_big**2 * grad_sq
-            step_norm = lr * jnp.sqrt(applied_sq)
-            s_move = _clip_factor(step_norm, jnp.asarray(max_move, dt), True)
-            applied = tree(lambda g: g * s_move, applied)
 
         ok = jnp.isfinite(raw_sq) & jnp.isfinite(lr) & jnp.isfinite(mu)
         ok = ok & jnp.isfinite(reading.h_min) & jnp.isfinite(reading.h_max)
         ok = ok & jnp.isfinite(reading.grad_var) & jnp.isfinite(reading.dist_to_opt)
-        if value is not None:
-            ok = ok & jnp.all(jnp.isfinite(jnp.asarray(value)))
+        ok = ok & value_ok(value)
 
         if update_form == "velocity":
             raw_velocity = tree(lambda v, g: mu * v + g, state.velocity, applied)
@@ -398,12 +338,12 @@ def yellowfin(
                 applied,
                 lr * scale,
                 staleness,
-                min_denominator=sensor_min_denominator,
+                min_denominator=loop["sensor_min_denominator"],
             )
             new_state = YellowFinLoopState(
                 **new,
                 sensor=sensor,
-                mu_algo=feedback_update(mu, target, mu_hat, valid, feedback_gain),
+                mu_algo=feedback_update(mu, target, mu_hat, valid, loop["feedback_gain"]),
                 mu_hat=jnp.where(valid, mu_hat, state.mu_hat),
                 mu_target=target,
             )

@@ -227,7 +227,13 @@ def test_yellowfin_closed_loop_tracks_singlestep_target() -> None:
         ({"sensor_convention": "x"}, "sensor_convention"),
         ({"effective_workers": 0.0}, "effective_workers"),
         ({"sensor_size": 0}, "sensor_size"),
+        ({"sensor_size": True}, "sensor_size"),  # a bool is an int, but never a meant size
+        ({"sensor_size": 64.0}, "sensor_size"),
         ({"max_staleness": -1}, "max_staleness"),
+        ({"max_staleness": False}, "max_staleness"),
+        ({"gain": True}, "gain"),
+        ({"key": True}, "key"),
+        ({"key": -1}, "key"),
         ({"min_denominator": 1.0}, "min_denominator"),
         ({"initial_momentum": 1.0}, "initial_momentum"),
     ],

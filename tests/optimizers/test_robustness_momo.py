@@ -48,6 +48,11 @@ def test_missing_value_or_params_raise(name: str) -> None:
         opt.update(x, state, None, value=1.0)
 
 
+def _trees_equal(a, b) -> bool:
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb, strict=True))
+
+
 def _loss(x: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum((x.astype(jnp.float32) - 3.0) ** 2)
 
@@ -127,6 +132,99 @@ def test_dtypes(name: str, dtype: str) -> None:
     assert loss == pytest.approx(float(_loss(x32)), rel=0.3 if dtype == "bfloat16" else 1e-4)
     if dtype == "float64":
         assert float(state.h) == pytest.approx(float(state32.h), rel=1e-4)
+
+
+def _exact_h(xs, fs, gs, beta: float, bias_correction: bool) -> np.ndarray:
+    """h_k = fbar_k + <d_k, x_k> - gamma_k formed directly in float64 (reference/momo.md)."""
+    fbar = gamma = 0.0
+    d = np.zeros_like(xs[0])
+    out = []
+    for k, (x, f, g) in enumerate(zip(xs, fs, gs, strict=True)):
+        b = beta if (bias_correction or k > 0) else 0.0
+        fbar = b * fbar + (1 - b) * f
+        d = b * d + (1 - b) * g
+        gamma = b * gamma + (1 - b) * (g @ x)
+        out.append(fbar + d @ x - gamma)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_bfloat16_model_value_is_exact_on_the_reached_iterates(name: str) -> None:
+    # Least squares in 256 dimensions with parameters and solution near 10: a bfloat16 write
+    # rounds each coordinate by up to half the bfloat16 spacing in [8, 16), 2^-5 ~ 0.03, so the
+    # closed-form recursion increment (which assumes the update lands exactly) is wrong every
+    # step; the default (track_params=None) measures it from the parameters actually reached.
+    dim, steps = 256, 60
+    rng = np.random.default_rng(0)
+    A = jnp.asarray(rng.standard_normal((2 * dim, dim)) / np.sqrt(dim), jnp.float32)
+    b = A @ jnp.asarray(10.0 + rng.standard_normal(dim), jnp.float32)
+
+    def loss(x):
+        return 0.5 * jnp.mean((A @ x.astype(jnp.float32) - b) ** 2)
+
+    opt = momo(1.0) if name == "momo" else momo_adam(0.1)
+    x = jnp.asarray(10.0 + rng.standard_normal(dim), jnp.bfloat16)
+    state = opt.init(x)
+    assert state.prev_params is not None  # tracking chosen for bfloat16
+
+    @jax.jit
+    def step(x, state):
+        f, g = jax.value_and_grad(loss)(x)
+        upd, state = opt.update(g, state, x, value=f)
+        return optax.apply_updates(x, upd), state, f, g
+
+    xs, fs, gs, hs = [], [], [], []
+    for _ in range(steps):
+        xs.append(np.asarray(x, np.float64))
+        x, state, f, g = step(x, state)
+        fs.append(float(f))
+        gs.append(np.asarray(g, np.float64))
+        hs.append(float(state.h))
+    assert int(state.skipped) == 0
+    exact = _exact_h(xs, fs, gs, 0.9, bias_correction=name == "momo_adam")
+    # The statistics are float32 (6e-8 relative): each increment <d_{k-1}, x_k - x_{k-1}> is a
+    # sum of 256 products of size at most max|h| (~sqrt(256) ulps of random-walk rounding), and
+    # u_k = beta (u_{k-1} + increment) keeps about 1/(1 - beta) = 10 of them: 6e-8 * 16 * 10
+    # ~ 1e-5 of max|h|. The untracked recursion misses by about 0.1 of max|h| here.
+    err = np.max(np.abs(np.array(hs) - exact))
+    assert err <= 1e-5 * np.max(np.abs(exact)), err / np.max(np.abs(exact))
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_track_params_default_follows_the_parameter_dtype(name: str) -> None:
+    tracked = {
+        dt: FACTORIES[name]().init(jnp.zeros(3, dt)).prev_params is not None
+        for dt in (jnp.bfloat16, jnp.float16, jnp.float32)
+    }
+    assert tracked == {jnp.bfloat16: True, jnp.float16: True, jnp.float32: False}
+    mixed = {"a": jnp.zeros(2, jnp.float32), "b": jnp.zeros(2, jnp.bfloat16)}
+    assert FACTORIES[name]().init(mixed).prev_params is not None
+    assert FACTORIES[name](track_params=False).init(mixed).prev_params is None
+    assert FACTORIES[name](track_params=True).init(jnp.zeros(3)).prev_params is not None
+    for bad in ("auto", 1):
+        with pytest.raises(ValueError, match="track_params"):
+            FACTORIES[name](track_params=bad)
+
+
+def test_momo_adam_huge_finite_gradient_skips_the_step() -> None:
+    # float32 g = 1e20 is finite, but g^2 overflows: MoMo-Adam's second moment would become inf,
+    # D^{-1} d = 0 there, and that coordinate would never move again.
+    opt = momo_adam(0.5)
+    step = _make_step(opt)
+    x = jnp.linspace(-1.0, 1.0, 5)
+    state = opt.init(x)
+    for _ in range(3):
+        x, state = step(x, state, jax.grad(_loss)(x), _loss(x))
+    huge = jax.grad(_loss)(x).at[2].set(1e20)
+    x_bad, state_bad = step(x, state, huge, _loss(x))
+    np.testing.assert_array_equal(np.asarray(x_bad), np.asarray(x))
+    assert int(state_bad.skipped) == 1
+    assert _trees_equal(state_bad._replace(skipped=state.skipped), state)
+    for _ in range(3):
+        x_next, state_bad = step(x_bad, state_bad, jax.grad(_loss)(x_bad), _loss(x_bad))
+        assert float(x_next[2]) != float(x_bad[2])  # the coordinate still moves
+        x_bad = x_next
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(state_bad))
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))

@@ -11,7 +11,7 @@ import optax
 import pytest
 from scipy.optimize import brentq, minimize_scalar
 
-from optimizers import logged_stats, yellowfin
+from optimizers import YellowFinLoopState, YellowFinState, logged_stats, yellowfin
 from optimizers.singlestep_jax import cubic_root, single_step
 
 EPS = 1e-6
@@ -90,7 +90,12 @@ def reference_yellowfin(grads, params0, cfg):
     """Straight float64 transcription of YFOptimizer.step (reference/yellowfin.md).
 
     ``grads`` is a list of lists of arrays (one list of leaves per step), independent of the
-    parameters so that the two runs see identical inputs.
+    parameters so that the two runs see identical inputs. The move clip follows the official
+    PyTorch code: when lr * ||g|| >= the threshold (||g|| measured after the statistics clip,
+    before the exploding-gradient clip), the lr handed to the SGD step becomes
+    threshold / sqrt(||g||^2 + eps); SGD then adds the weight decay to the gradient, keeps the
+    result unscaled in its momentum buffer and moves by lr * buffer. Returns the per-step values
+    and iterates, plus ``clipped``, the number of steps whose lr the move clip lowered.
     """
     beta, w, eps = cfg["beta"], cfg["curv_window"], EPS
     lr, mu = cfg["learning_rate"], cfg["momentum"]
@@ -102,7 +107,7 @@ def reference_yellowfin(grads, params0, cfg):
     hmin_avg = hmax_avg = gsq_avg = gnorm_avg = dist_avg = 0.0
     h_max_prev = 0.0
     out = {k: [] for k in ("h_min", "h_max", "grad_var", "dist_to_opt", "lr", "mu")}
-    xs = []
+    xs, clipped = [], 0
     for t, g in enumerate(grads):
         g = [gi.astype(np.float64) for gi in g]
         norm = math.sqrt(sum(float(np.sum(gi * gi)) for gi in g))
@@ -146,12 +151,12 @@ def reference_yellowfin(grads, params0, cfg):
         else:
             lr_t, mu_t = lr, mu
         lr_applied = lr_t * cfg["lr_factor"]
+        if cfg["clip_move"] and lr_applied * math.sqrt(gsq) >= cfg["max_move"]:
+            lr_applied = cfg["max_move"] / math.sqrt(gsq + eps)
+            clipped += 1
         if exploding and math.sqrt(gsq) > target:
             g = [gi * target / math.sqrt(gsq) for gi in g]
-        if cfg["clip_move"]:
-            n = math.sqrt(sum(float(np.sum(gi * gi)) for gi in g))
-            if lr_applied * n > cfg["max_move"]:
-                g = [gi * cfg["max_move"] / (lr_applied * n) for gi in g]
+        g = [gi + cfg["weight_decay"] * xi for gi, xi in zip(g, x, strict=True)]
         if cfg["update_form"] == "velocity":
             vel = [mu_t * v + gi for v, gi in zip(vel, g, strict=True)]
             x = [xi - lr_applied * v for xi, v in zip(x, vel, strict=True)]
@@ -162,7 +167,7 @@ def reference_yellowfin(grads, params0, cfg):
         for k, v in zip(out, (h_min, h_max, var, dist, lr_applied, mu_t), strict=True):
             out[k].append(v)
         xs.append([xi.copy() for xi in x])
-    return {k: np.array(v) for k, v in out.items()}, xs
+    return {k: np.array(v) for k, v in out.items()}, xs, clipped
 
 
 DEFAULTS = dict(
@@ -180,6 +185,7 @@ DEFAULTS = dict(
     clip_move=True,
     max_move=100.0,
     smoothed_tuning=False,
+    weight_decay=0.0,
 )
 
 
@@ -200,22 +206,35 @@ def _gradient_stream(steps: int, seed: int):
     return [[g.astype(np.float32) for g in gs] for gs in out]
 
 
+# The move clip acts in the last three cases: at least ``min_clipped`` of the 300 steps.
 @pytest.mark.parametrize(
-    "override",
+    ("override", "min_clipped"),
     [
-        {},
-        {"update_form": "heavy_ball", "lr_factor": 0.5},
-        {"log_smoothing": False, "beta": 0.99},
-        {"zero_debias": False, "smoothed_tuning": True, "max_move": 0.05},
-        {"slow_start": False, "clip_statistics": False, "clip_large_grad": False, "beta": 0.9},
+        ({}, 0),
+        ({"update_form": "heavy_ball", "lr_factor": 0.5}, 0),
+        ({"log_smoothing": False, "beta": 0.99}, 0),
+        ({"zero_debias": False, "smoothed_tuning": True, "max_move": 0.05}, 0),
+        ({"slow_start": False, "clip_statistics": False, "clip_large_grad": False, "beta": 0.9}, 0),
+        ({"max_move": 0.002, "weight_decay": 0.05}, 100),
+        ({"max_move": 0.002, "update_form": "heavy_ball"}, 100),
+        (
+            {
+                "max_move": 0.002,
+                "slow_start": False,
+                "weight_decay": 0.05,
+                "clip_large_grad": False,
+            },
+            100,
+        ),
     ],
 )
-def test_trajectory_matches_float64_transcription(override: dict) -> None:
+def test_trajectory_matches_float64_transcription(override: dict, min_clipped: int) -> None:
     cfg = {**DEFAULTS, **override}
     steps = 300
     grads = _gradient_stream(steps, seed=len(override))
     params0 = [np.ones((4, 3), np.float32), -np.ones(5, np.float32)]
-    ref, ref_x = reference_yellowfin(grads, params0, cfg)
+    ref, ref_x, clipped = reference_yellowfin(grads, params0, cfg)
+    assert clipped >= min_clipped
 
     opt = yellowfin(**cfg)
     params = [jnp.asarray(p) for p in params0]
@@ -317,6 +336,9 @@ def test_converges_on_noisy_quadratic() -> None:
         ({"beta": 1.0}, "beta"),
         ({"beta": -0.1}, "beta"),
         ({"curv_window": 0}, "curv_window"),
+        ({"curv_window": True}, "curv_window"),  # a bool is an int, but never a meant window
+        ({"curv_window": 20.0}, "curv_window"),
+        ({"momentum": False}, "momentum"),
         ({"lr_factor": -1.0}, "lr_factor"),
         ({"update_form": "nesterov"}, "update_form"),
         ({"max_move": 0.0}, "max_move"),
@@ -328,8 +350,40 @@ def test_converges_on_noisy_quadratic() -> None:
         ({"closed_loop": True, "effective_workers": 0.5}, "effective_workers"),
         ({"closed_loop": True, "sensor_size": 0}, "sensor_size"),
         ({"closed_loop": True, "max_staleness": -1}, "max_staleness"),
+        ({"closed_loop": True, "sensor_size": True}, "sensor_size"),
+        ({"closed_loop": True, "sensor_key": False}, "sensor_key"),
+        # Closed-loop settings without the loop would be silently ignored.
+        ({"sensor_convention": "algorithmic"}, "sensor_convention"),
+        ({"feedback_gain": 0.05}, "feedback_gain"),
+        ({"effective_workers": 4.0, "max_staleness": 8}, "effective_workers, max_staleness"),
+        ({"target_momentum": 0.5}, "target_momentum"),
     ],
 )
 def test_invalid_hyperparameters(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         yellowfin(**kwargs)
+
+
+def test_closed_loop_settings_take_their_defaults_only_with_the_loop() -> None:
+    assert isinstance(yellowfin(closed_loop=True).init(jnp.zeros(3)), YellowFinLoopState)
+    opt = yellowfin(closed_loop=True, sensor_convention="algorithmic", feedback_gain=0.05)
+    assert isinstance(opt.init(jnp.zeros(3)), YellowFinLoopState)
+    assert isinstance(yellowfin().init(jnp.zeros(3)), YellowFinState)
+
+
+@pytest.mark.parametrize("update_form", ["velocity", "heavy_ball"])
+def test_move_clip_lowers_the_applied_lr(update_form: str) -> None:
+    # Official semantics: lr * ||g|| >= max_move sets lr = max_move / sqrt(||g||^2 + eps); the
+    # gradient itself is not scaled, so the velocity form stores the unscaled g in v.
+    opt = yellowfin(learning_rate=1.0, momentum=0.5, update_form=update_form, max_move=10.0)
+    x = jnp.zeros(2)
+    g = jnp.array([300.0, 400.0])  # ||g|| = 500: lr ||g|| = 500 >= 10
+    upd, state = jax.jit(opt.update)(g, opt.init(x), x)
+    lr = 10.0 / math.sqrt(500.0**2 + EPS)
+    assert float(state.learning_rate) == pytest.approx(lr, rel=1e-6)
+    np.testing.assert_allclose(np.asarray(upd), -lr * np.asarray(g), rtol=1e-6)
+    expected_v = g if update_form == "velocity" else -lr * g
+    np.testing.assert_allclose(np.asarray(state.velocity), np.asarray(expected_v), rtol=1e-6)
+    # Below the threshold nothing changes.
+    _, state = jax.jit(opt.update)(g / 100, opt.init(x), x)
+    assert float(state.learning_rate) == 1.0
