@@ -1,7 +1,17 @@
 """``momlab theory``: closed-form predictions on the command line (rich tables or ``--json``).
 
-Invalid input raises ``ValueError`` from :mod:`theory`, which :func:`experiments.cli.main` turns
-into one line on stderr and exit status 2.
+Invalid input raises ``ValueError`` from :mod:`theory` (or from here, when a derived quantity
+the command must show cannot be represented in float64), which :func:`experiments.cli.main`
+turns into one line on stderr and exit status 2. NumPy floating-point warnings are silenced:
+every non-finite result is either reported as such or turned into that one-line error.
+
+Overflow policy. A result beyond the float64 range of a well-posed question is a legitimate
+answer: ``rate`` with ``alpha * h`` above ``1.8e308`` is divergent and its radius (about
+``alpha h``) is printed as ``inf`` (``null`` in JSON), exit status 0; ``singlestep`` with ``p``
+beyond the range shows ``p = inf`` and still solves (``sqrt(mu)`` then rounds to 0). When a
+quantity the answer is built from overflows (the robust interval's ends in ``region``,
+SingleStep's ``alpha``), the input is rejected, naming the curvature that is too small and the
+range that works.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import theory
 
@@ -26,6 +37,9 @@ theory_app = typer.Typer(
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def _clean(value: Any) -> Any:
@@ -46,22 +60,29 @@ def _emit(title: str, rows: dict[str, Any], verdict: str, as_json: bool) -> None
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for key, value in rows.items():
-        value = _clean(value)
+        if isinstance(value, np.generic):
+            value = value.item()
         if isinstance(value, float):
-            text = f"{value:.6g}"
+            text = f"{value:.6g}"  # inf stays "inf"; JSON has null
         elif value is None:
             text = "-"
         else:
             text = str(value)
-        table.add_row(key, text)
+        table.add_row(Text(key), Text(text))
     console = Console()
     console.print(table)
-    console.print(verdict)
+    console.print(verdict, markup=False, highlight=False)
 
 
 def _worst_radius(alpha: float, mu: float, h_min: float, h_max: float) -> float:
     """Largest one-direction radius over [h_min, h_max]; it sits at one of the two ends."""
     return float(np.max(theory.spectral_radius(alpha, mu, [h_min, h_max])))
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b`` in float64, ``inf`` beyond the range."""
+    with np.errstate(over="ignore"):
+        return float(np.float64(a) / np.float64(b))
 
 
 @theory_app.command("region")
@@ -72,10 +93,25 @@ def region(
     as_json: JsonFlag = False,
 ) -> None:
     """Robust learning-rate interval for momentum MU on the spectrum [H_MIN, H_MAX]."""
+    with np.errstate(all="ignore"):
+        _region(mu, h_min, h_max, as_json)
+
+
+def _region(mu: float, h_min: float, h_max: float, as_json: bool) -> None:
     lo, hi = (float(x) for x in theory.robust_interval(mu, h_min, h_max))
-    kappa = h_max / h_min
+    for end, name, edge, h in (
+        (lo, "h_min", "(1 - sqrt(mu))^2", h_min),
+        (hi, "h_max", "(1 + sqrt(mu))^2", h_max),
+    ):
+        if not math.isfinite(end):
+            need = (1.0 + (1.0 if name == "h_max" else -1.0) * math.sqrt(mu)) ** 2 / _FLOAT_MAX
+            raise ValueError(
+                f"{name} must be >= {need:.3g} for mu = {mu:g}: the robust interval's end "
+                f"{edge} / {name} overflows float64 (got {name}={h:g})"
+            )
+    kappa = _ratio(h_max, h_min)  # inf when beyond float64; not used in any formula
     nonempty = lo <= hi
-    mu_min = float(theory.min_robust_momentum(kappa))
+    mu_min = float(theory.polyak_tuning(h_min, h_max)[1])  # minimal robust momentum of kappa
     rows = {
         "mu": mu,
         "h_min": h_min,
@@ -112,11 +148,24 @@ def singlestep(
     as_json: JsonFlag = False,
 ) -> None:
     """YellowFin's SingleStep momentum and learning rate for measured C, D, h_min, h_max."""
+    with np.errstate(all="ignore"):
+        _singlestep(grad_var, dist, h_min, h_max, as_json)
+
+
+def _singlestep(grad_var: float, dist: float, h_min: float, h_max: float, as_json: bool) -> None:
     mu, alpha = (float(x) for x in theory.singlestep(grad_var, dist, h_min, h_max))
-    kappa = h_max / h_min
-    mu_lb = float(theory.min_robust_momentum(kappa))
-    p = (dist * h_min) ** 2 / (2.0 * grad_var) if grad_var > 0 else math.inf
+    if not math.isfinite(alpha):  # alpha <= 1 / h_min always
+        raise ValueError(
+            f"h_min must be >= {1.0 / _FLOAT_MAX:.3g} here: SingleStep's alpha = "
+            f"(1 - sqrt(mu))^2 / h_min overflows float64 (got h_min={h_min:g})"
+        )
+    mu_lb = float(theory.polyak_tuning(h_min, h_max)[1])  # minimal robust momentum of kappa
+    p = float(theory.singlestep_p(grad_var, dist, h_min))  # inf when C = 0 or beyond float64
+    # p beyond float64: sqrt(mu) ~ 1/p is below the normal range, i.e. 0 as C -> 0
     x = float(theory.singlestep_root(p)) if math.isfinite(p) else 0.0
+    # the cubic's own alpha (no dynamic-range bound); the bound, when active, lowers alpha to
+    # Polyak's. Compared on alpha because x and sqrt(mu_lb) can both round to 1.
+    alpha_root = float(theory.singlestep(grad_var, dist, h_min, h_min)[1])
     rows = {
         "grad_var": grad_var,
         "dist_to_opt": dist,
@@ -125,7 +174,7 @@ def singlestep(
         "p": p,
         "root_sqrt_mu": x,
         "dynamic_range_bound": mu_lb,
-        "bound_active": x * x < mu_lb,
+        "bound_active": alpha < alpha_root,
         "mu": mu,
         "alpha": alpha,
         "rate": _worst_radius(alpha, mu, h_min, h_max) if alpha > 0 else 1.0,
@@ -142,6 +191,11 @@ def rate(
     as_json: JsonFlag = False,
 ) -> None:
     """Spectral radius, regime and eigenvalues of heavy ball on one curvature direction."""
+    with np.errstate(all="ignore"):
+        _rate(alpha, mu, h, as_json)
+
+
+def _rate(alpha: float, mu: float, h: float, as_json: bool) -> None:
     rho = float(theory.spectral_radius(alpha, mu, h))
     kind = str(theory.regime(alpha, mu, h))
     z = theory.eigenvalues(alpha, mu, h)
@@ -158,4 +212,6 @@ def rate(
         "eig2_im": float(z[1].imag),
     }
     verdict = f"{kind}: radius {rho:.6g}" + (" (converges)" if rho < 1 else " (does not converge)")
+    if not math.isfinite(rho):  # alpha*h beyond float64: divergent, radius ~ alpha*h
+        verdict = f"{kind}: radius beyond float64 (alpha*h overflows; does not converge)"
     _emit("heavy-ball rate", rows, verdict, as_json)

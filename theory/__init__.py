@@ -48,16 +48,14 @@ from theory.noise_floor import (
     stationary_loss,
     stationary_variance,
 )
-from theory.singlestep import singlestep, singlestep_objective, singlestep_root
-from theory.symbolic import (
-    Derivation,
-    derivations,
-)
+from theory.singlestep import singlestep, singlestep_objective, singlestep_p, singlestep_root
+from theory.symbolic import Derivation, SymbolicCheckError, derivations
 from theory.transients import chebyshev_bound, error_gain, peak_transient
 
 __all__: list[str] = [
     "Derivation",
     "Regime",
+    "SymbolicCheckError",
     "async_char_poly",
     "async_spectral_radius",
     "chebyshev_bound",
@@ -90,6 +88,7 @@ __all__: list[str] = [
     "second_moment_transient",
     "singlestep",
     "singlestep_objective",
+    "singlestep_p",
     "singlestep_root",
     "spectral_radius",
     "staleness_mean",

@@ -23,11 +23,22 @@ The "total momentum" ``1 - (1 - mu_l)/M`` (the coefficient of ``Delta_t`` after 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
-from theory._validate import FloatArray, in_range, integer, momentum, ordered, positive
+from theory._validate import (
+    FloatArray,
+    broadcast,
+    elementwise,
+    in_range,
+    integer,
+    momentum,
+    ordered,
+    positive,
+)
 
 __all__ = [
     "async_char_poly",
@@ -65,8 +76,9 @@ def staleness_pmf(lag: ArrayLike, n_workers: ArrayLike) -> FloatArray:
         >>> float(staleness_pmf(0, 4))
         0.25
     """
-    l = integer("lag", lag, 0)
+    l = integer("lag", lag, 0)  # float64: exact, no int64 wrap for huge lags
     m = _workers(n_workers)
+    l, m = broadcast(("lag", "n_workers"), l, m)
     q = 1.0 - 1.0 / m
     return (1.0 - q) * q**l
 
@@ -98,7 +110,8 @@ def effective_step(alpha: ArrayLike, n_workers: ArrayLike) -> FloatArray:
         >>> float(effective_step(0.4, 4))
         0.1
     """
-    return positive("alpha", alpha) / _workers(n_workers)
+    alpha_, m = broadcast(("alpha", "n_workers"), positive("alpha", alpha), _workers(n_workers))
+    return alpha_ / m
 
 
 def total_momentum(mu_l: ArrayLike, n_workers: ArrayLike) -> FloatArray:
@@ -116,8 +129,8 @@ def total_momentum(mu_l: ArrayLike, n_workers: ArrayLike) -> FloatArray:
         >>> float(total_momentum(0.5, 2))
         0.75
     """
-    mu = momentum("mu_l", mu_l)
-    return 1.0 - (1.0 - mu) / _workers(n_workers)
+    mu, m = broadcast(("mu_l", "n_workers"), momentum("mu_l", mu_l), _workers(n_workers))
+    return 1.0 - (1.0 - mu) / m
 
 
 def async_char_poly(
@@ -146,8 +159,9 @@ def async_char_poly(
     mu = momentum("mu_l", mu_l)
     h_ = positive("h", h)
     q = implicit_momentum(n_workers)
-    a = a_ * (1.0 - q) * h_
-    a, mu, q = np.broadcast_arrays(a, mu, q)
+    a_, mu, h_, q = broadcast(("alpha", "mu_l", "h", "n_workers"), a_, mu, h_, q)
+    with np.errstate(over="ignore"):  # alpha h beyond float64: inf, a divergent point
+        a = a_ * (1.0 - q) * h_
     return np.stack([np.ones_like(a), -(1.0 + mu + q - a), mu + q + mu * q, -mu * q], axis=-1)
 
 
@@ -197,7 +211,8 @@ def fixed_delay_limit(tau: ArrayLike) -> FloatArray:
     ``0 < a < 2 sin(pi / (2 (2 tau + 1)))``: at the limit a root ``z = e^{i theta}`` crosses the
     circle with ``theta = pi / (2 tau + 1)`` and ``a = |z - 1| = 2 sin(theta / 2)`` (round-robin
     delay; see the asynchrony reference, fixed delay). ``tau = 0`` gives gradient descent's
-    ``a < 2``.
+    ``a < 2``. Evaluated as ``2 sin((pi/4) / (tau + 1/2))``, which cannot overflow for any float
+    ``tau``.
 
     Args:
         tau: fixed delay, integer ``>= 0``.
@@ -206,8 +221,8 @@ def fixed_delay_limit(tau: ArrayLike) -> FloatArray:
         >>> round(float(fixed_delay_limit(1)), 12)
         1.0
     """
-    t = integer("tau", tau, 0)
-    return 2.0 * np.sin(np.pi / (2.0 * (2.0 * t + 1.0)))
+    t = integer("tau", tau, 0)  # float64: exact, no int64 wrap for huge delays
+    return 2.0 * np.sin(0.25 * np.pi / (t + 0.5))
 
 
 def _max_radius_over_spectrum(
@@ -216,52 +231,15 @@ def _max_radius_over_spectrum(
     return async_spectral_radius(alpha, mu_l[..., None], hs, n_workers).max(axis=-1)
 
 
-def optimal_explicit_momentum(
-    alpha: float,
-    h_min: float,
-    h_max: float,
-    n_workers: float,
-    *,
-    n_h: int = 65,
-    n_grid: int = 201,
+def _explicit_momentum_one(
+    a: float, lo: float, hi: float, m: float, n_h: int, n_grid: int
 ) -> tuple[float, float]:
-    """Explicit momentum minimising the worst mean rate over the spectrum ``[h_min, h_max]``.
-
-    Solves ``min over mu_l in (-1, 1) of max over h of async_spectral_radius(alpha, mu_l, h, M)``,
-    the question behind Mitliagkas et al. (2016), Sec. 5 (the optimal explicit momentum falls as
-    ``M`` grows and can become negative). The maximum over ``h`` is taken on ``n_h`` geometrically
-    spaced curvatures including both ends; the outer problem is non-smooth, so a grid of ``n_grid``
-    momenta locates the basin and a bounded Brent search refines it within the neighbouring cells.
-
-    Args:
-        alpha: learning rate ``> 0``.
-        h_min: smallest curvature ``> 0``.
-        h_max: largest curvature ``>= h_min``.
-        n_workers: number of workers ``M >= 1``.
-        n_h: curvatures sampled in ``[h_min, h_max]`` (``>= 2``).
-        n_grid: momenta in the initial grid (``>= 3``).
-
-    Returns:
-        ``(mu_l, rate)``: the optimal explicit momentum and the worst-case spectral radius there.
-
-    Example:
-        >>> mu, rate = optimal_explicit_momentum(4 / 121, 1.0, 100.0, 1)
-        >>> round(mu, 3), round(rate, 3)
-        (0.669, 0.818)
-    """
-    a = float(positive("alpha", alpha))
-    lo = positive("h_min", h_min)
-    hi = positive("h_max", h_max)
-    ordered("h_min", lo, "h_max", hi)
-    m = float(_workers(n_workers))
-    n_h_ = int(integer("n_h", n_h, 2))
-    n_grid_ = int(integer("n_grid", n_grid, 3))
-    hs = np.geomspace(float(lo), float(hi), n_h_) if hi > lo else np.array([float(lo)])
+    hs = np.geomspace(lo, hi, n_h) if hi > lo else np.array([lo])
     edge = 1.0 - 1e-9
-    grid = np.linspace(-edge, edge, n_grid_)
+    grid = np.linspace(-edge, edge, n_grid)
     vals = _max_radius_over_spectrum(a, grid, hs, m)
     i = int(np.argmin(vals))
-    left, right = grid[max(i - 1, 0)], grid[min(i + 1, n_grid_ - 1)]
+    left, right = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
     res = minimize_scalar(
         lambda x: float(_max_radius_over_spectrum(a, np.array(x), hs, m)),
         bounds=(left, right),
@@ -272,15 +250,94 @@ def optimal_explicit_momentum(
     return float(best_mu), float(best_val)
 
 
+def optimal_explicit_momentum(
+    alpha: ArrayLike,
+    h_min: ArrayLike,
+    h_max: ArrayLike,
+    n_workers: ArrayLike,
+    *,
+    n_h: int = 65,
+    n_grid: int = 201,
+) -> tuple[Any, Any]:
+    """Explicit momentum minimising the worst mean rate over the spectrum ``[h_min, h_max]``.
+
+    Solves ``min over mu_l in (-1, 1) of max over h of async_spectral_radius(alpha, mu_l, h, M)``,
+    the question behind Mitliagkas et al. (2016), Sec. 5 (the optimal explicit momentum falls as
+    ``M`` grows and can become negative). The maximum over ``h`` is taken on ``n_h`` geometrically
+    spaced curvatures including both ends; the outer problem is non-smooth, so a grid of ``n_grid``
+    momenta locates the basin and a bounded Brent search refines it within the neighbouring cells.
+
+    Broadcasting: ``alpha``, ``h_min``, ``h_max`` and ``n_workers`` broadcast together; each
+    element is one independent search (a loop over the broadcast shape, like ``np.vectorize``).
+    ``n_h`` and ``n_grid`` are scalars.
+
+    Args:
+        alpha: learning rate ``> 0``.
+        h_min: smallest curvature ``> 0``.
+        h_max: largest curvature ``>= h_min``.
+        n_workers: number of workers ``M >= 1``.
+        n_h: curvatures sampled in ``[h_min, h_max]`` (``>= 2``).
+        n_grid: momenta in the initial grid (``>= 3``).
+
+    Returns:
+        ``(mu_l, rate)``: the optimal explicit momentum and the worst-case spectral radius there;
+        Python floats when every array argument is a scalar, else float64 arrays of the broadcast
+        shape.
+
+    Example:
+        >>> mu, rate = optimal_explicit_momentum(4 / 121, 1.0, 100.0, 1)
+        >>> round(mu, 3), round(rate, 3)
+        (0.669, 0.818)
+        >>> mu, rate = optimal_explicit_momentum(4 / 121, 1.0, 100.0, [1, 4])
+        >>> mu.shape
+        (2,)
+    """
+    a = positive("alpha", alpha)
+    lo = positive("h_min", h_min)
+    hi = positive("h_max", h_max)
+    m = _workers(n_workers)
+    names = ("alpha", "h_min", "h_max", "n_workers")
+    a, lo, hi, m = broadcast(names, a, lo, hi, m)
+    ordered("h_min", lo, "h_max", hi)
+    n_h_ = int(integer("n_h", n_h, 2))
+    n_grid_ = int(integer("n_grid", n_grid, 3))
+    return elementwise(
+        lambda *args: _explicit_momentum_one(*args, n_h_, n_grid_),
+        names,
+        (a, lo, hi, m),
+        (float, float),
+    )
+
+
+def _async_tuning_one(
+    lo: float, hi: float, m: float, n_alpha: int, n_h: int, n_grid: int
+) -> tuple[float, float, float]:
+    def inner(log_alpha: float) -> tuple[float, float]:
+        return _explicit_momentum_one(np.exp(log_alpha), lo, hi, m, n_h, n_grid)
+
+    grid = np.linspace(np.log(0.01 / hi), np.log(4.0 * m / hi), n_alpha)
+    vals = np.array([inner(g)[1] for g in grid])
+    i = int(np.argmin(vals))
+    res = minimize_scalar(
+        lambda g: inner(g)[1],
+        bounds=(grid[max(i - 1, 0)], grid[min(i + 1, n_alpha - 1)]),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    log_alpha = float(res.x) if res.fun <= vals[i] else float(grid[i])
+    mu, rate = inner(log_alpha)
+    return float(np.exp(log_alpha)), mu, rate
+
+
 def optimal_async_tuning(
-    h_min: float,
-    h_max: float,
-    n_workers: float,
+    h_min: ArrayLike,
+    h_max: ArrayLike,
+    n_workers: ArrayLike,
     *,
     n_alpha: int = 41,
     n_h: int = 33,
     n_grid: int = 101,
-) -> tuple[float, float, float]:
+) -> tuple[Any, Any, Any]:
     """Jointly optimal ``(alpha, mu_l)`` for the asynchronous mean dynamics on ``[h_min, h_max]``.
 
     Minimises the worst spectral radius of :func:`async_char_poly` over the spectrum. The learning
@@ -291,6 +348,9 @@ def optimal_async_tuning(
     ``mu_l = 1 - M (1 - mu*)``; the exact optimum follows the same trend: ``mu_l`` falls as ``M``
     grows and turns negative (Mitliagkas et al. 2016, Sec. 5).
 
+    Broadcasting: ``h_min``, ``h_max`` and ``n_workers`` broadcast together, one independent
+    search per element (a loop, like ``np.vectorize``); the grid sizes are scalars.
+
     Args:
         h_min: smallest curvature ``> 0``.
         h_max: largest curvature ``>= h_min``.
@@ -300,31 +360,26 @@ def optimal_async_tuning(
         n_grid: momenta in the inner grid (``>= 3``).
 
     Returns:
-        ``(alpha, mu_l, rate)``.
+        ``(alpha, mu_l, rate)``: Python floats when every array argument is a scalar, else
+        float64 arrays of the broadcast shape.
 
     Example:
         >>> alpha, mu, rate = optimal_async_tuning(1.0, 100.0, 1)
         >>> round(alpha, 3), round(mu, 2), round(rate, 2)
         (0.033, 0.67, 0.82)
     """
-    lo = float(positive("h_min", h_min))
-    hi = float(positive("h_max", h_max))
-    ordered("h_min", np.asarray(lo), "h_max", np.asarray(hi))
-    m = float(_workers(n_workers))
+    lo = positive("h_min", h_min)
+    hi = positive("h_max", h_max)
+    m = _workers(n_workers)
+    names = ("h_min", "h_max", "n_workers")
+    lo, hi, m = broadcast(names, lo, hi, m)
+    ordered("h_min", lo, "h_max", hi)
     n_alpha_ = int(integer("n_alpha", n_alpha, 3))
-
-    def inner(log_alpha: float) -> tuple[float, float]:
-        return optimal_explicit_momentum(np.exp(log_alpha), lo, hi, m, n_h=n_h, n_grid=n_grid)
-
-    grid = np.linspace(np.log(0.01 / hi), np.log(4.0 * m / hi), n_alpha_)
-    vals = np.array([inner(g)[1] for g in grid])
-    i = int(np.argmin(vals))
-    res = minimize_scalar(
-        lambda g: inner(g)[1],
-        bounds=(grid[max(i - 1, 0)], grid[min(i + 1, n_alpha_ - 1)]),
-        method="bounded",
-        options={"xatol": 1e-6},
+    n_h_ = int(integer("n_h", n_h, 2))
+    n_grid_ = int(integer("n_grid", n_grid, 3))
+    return elementwise(
+        lambda *args: _async_tuning_one(*args, n_alpha_, n_h_, n_grid_),
+        names,
+        (lo, hi, m),
+        (float, float, float),
     )
-    log_alpha = float(res.x) if res.fun <= vals[i] else float(grid[i])
-    mu, rate = inner(log_alpha)
-    return float(np.exp(log_alpha)), mu, rate

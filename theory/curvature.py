@@ -11,6 +11,7 @@ guarantee the rate (spectral radius is not sub-multiplicative); it is what Yello
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -87,40 +88,9 @@ def _refine(h: Callable[[float], float], grid: FloatArray, i: int, sign: float) 
     return float(res.fun)
 
 
-def curvature_range(
-    fprime: Derivative,
-    x_star: float,
-    lo: float,
-    hi: float,
-    *,
-    n: int = 2001,
+def _range_one(
+    fprime: Derivative, x_star: float, lo: float, hi: float, n: int
 ) -> tuple[float, float]:
-    """Range ``(h_min, h_max)`` of the generalised curvature over ``[lo, hi]``.
-
-    A grid of ``n`` points (plus ``x*`` when inside) locates the extrema, which are then polished by
-    bounded Brent minimisation between the neighbouring grid points. Extrema narrower than the grid
-    spacing can be missed; raise ``n`` for rough functions.
-
-    Args:
-        fprime: derivative ``f'`` of the function.
-        x_star: minimiser of ``f``.
-        lo: left end of the interval.
-        hi: right end, ``> lo``.
-        n: grid size, ``>= 2``.
-
-    Returns:
-        ``(h_min, h_max)`` as floats.
-
-    Example:
-        >>> [round(x, 9) for x in curvature_range(lambda x: x + x**3, 0.0, -1.0, 2.0)]
-        [1.0, 5.0]
-    """
-    x_star = float(v.as_finite("x_star", x_star))
-    lo = float(v.as_finite("lo", lo))
-    hi = float(v.as_finite("hi", hi))
-    if not lo < hi:
-        raise ValueError(f"lo must be smaller than hi (got lo={lo:g}, hi={hi:g})")
-    n = int(v.integer("n", n, lo=2))
     grid = np.linspace(lo, hi, n)
     if lo < x_star < hi:
         grid = np.unique(np.append(grid, x_star))
@@ -134,22 +104,87 @@ def curvature_range(
     return h_min, h_max
 
 
-def robust_on_interval(
-    alpha: float,
-    mu: float,
+def curvature_range(
     fprime: Derivative,
-    x_star: float,
-    lo: float,
-    hi: float,
+    x_star: ArrayLike,
+    lo: ArrayLike,
+    hi: ArrayLike,
     *,
     n: int = 2001,
-) -> bool:
+) -> tuple[Any, Any]:
+    """Range ``(h_min, h_max)`` of the generalised curvature over ``[lo, hi]``.
+
+    A grid of ``n`` points (plus ``x*`` when inside) locates the extrema, which are then polished by
+    bounded Brent minimisation between the neighbouring grid points. Extrema narrower than the grid
+    spacing can be missed; raise ``n`` for rough functions.
+
+    Broadcasting: ``x_star``, ``lo`` and ``hi`` broadcast together (one search per element, a
+    loop like ``np.vectorize``); the one callable ``fprime`` and the grid size ``n`` are shared
+    by all elements, since broadcasting over functions has no meaning.
+
+    Args:
+        fprime: derivative ``f'`` of the function.
+        x_star: minimiser of ``f`` (finite).
+        lo: left end of the interval (finite).
+        hi: right end, ``> lo`` (finite).
+        n: grid size, ``>= 2``.
+
+    Returns:
+        ``(h_min, h_max)``: Python floats when ``x_star``, ``lo`` and ``hi`` are scalars, else
+        float64 arrays of their broadcast shape.
+
+    Example:
+        >>> [round(x, 9) for x in curvature_range(lambda x: x + x**3, 0.0, -1.0, 2.0)]
+        [1.0, 5.0]
+        >>> curvature_range(lambda x: x + x**3, 0.0, 0.0, [1.0, 2.0])[1].round(9).tolist()
+        [2.0, 5.0]
+    """
+    names = ("x_star", "lo", "hi")
+    x_star_, lo_, hi_ = v.broadcast(
+        names, v.as_finite("x_star", x_star), v.as_finite("lo", lo), v.as_finite("hi", hi)
+    )
+    bad = ~(lo_ < hi_)
+    if np.any(bad):
+        lo_bad, hi_bad = float(lo_[bad].flat[0]), float(hi_[bad].flat[0])
+        raise ValueError(f"lo must lie in (-inf, hi) (got lo={lo_bad:g}, hi={hi_bad:g})")
+    n_ = int(v.integer("n", n, lo=2))
+    return v.elementwise(
+        lambda xs, a, b: _range_one(fprime, xs, a, b, n_),
+        names,
+        (x_star_, lo_, hi_),
+        (float, float),
+    )
+
+
+def _robust_one(
+    alpha: float, mu: float, fprime: Derivative, x_star: float, lo: float, hi: float, n: int
+) -> tuple[bool]:
+    h_min, h_max = _range_one(fprime, x_star, lo, hi, n)
+    edge_lo, edge_hi = (float(e) for e in _edges(np.array(mu)))
+    slack = _TIE_ULPS * np.finfo(np.float64).eps  # ties such as Polyak's tuning count as robust
+    inside = edge_lo * (1 - slack) <= alpha * h_min and alpha * h_max <= edge_hi * (1 + slack)
+    return (bool(inside),)
+
+
+def robust_on_interval(
+    alpha: ArrayLike,
+    mu: ArrayLike,
+    fprime: Derivative,
+    x_star: ArrayLike,
+    lo: ArrayLike,
+    hi: ArrayLike,
+    *,
+    n: int = 2001,
+) -> Any:
     """Whether ``(1 - sqrt(mu))^2 <= alpha h(x) <= (1 + sqrt(mu))^2`` for all ``x`` in ``[lo, hi]``.
 
     Uses :func:`curvature_range`; the comparison allows 8 ulps so that exact ties (the extreme
     curvatures on the region edges, as with Polyak's tuning) count as robust. A non-positive
     curvature anywhere gives ``False``.
     Zhang & Mitliagkas (arXiv 1706.03471), Eq. (10).
+
+    Broadcasting: ``alpha``, ``mu``, ``x_star``, ``lo`` and ``hi`` broadcast together (a loop over
+    the broadcast shape, one curvature search per element); ``fprime`` and ``n`` are shared.
 
     Args:
         alpha: learning rate, ``> 0``.
@@ -160,13 +195,33 @@ def robust_on_interval(
         hi: right end, ``> lo``.
         n: grid size of :func:`curvature_range`.
 
+    Returns:
+        A Python ``bool`` when every array argument is a scalar, else a boolean array of the
+        broadcast shape.
+
     Example:
         >>> robust_on_interval(0.3, 0.5, lambda x: x + x**3, 0.0, -1.0, 2.0)
         True
+        >>> robust_on_interval([0.3, 0.7], 0.5, lambda x: x + x**3, 0.0, -1.0, 2.0).tolist()
+        [True, False]
     """
-    alpha = float(v.positive("alpha", alpha))
-    mu = float(v.in_range("mu", mu, 0.0, 1.0, hi_open=True))
-    h_min, h_max = curvature_range(fprime, x_star, lo, hi, n=n)
-    edge_lo, edge_hi = (float(e) for e in _edges(np.array(mu)))
-    slack = _TIE_ULPS * np.finfo(np.float64).eps  # ties such as Polyak's tuning count as robust
-    return bool(edge_lo * (1 - slack) <= alpha * h_min and alpha * h_max <= edge_hi * (1 + slack))
+    alpha_ = v.positive("alpha", alpha)
+    mu_ = v.in_range("mu", mu, 0.0, 1.0, hi_open=True)
+    names = ("alpha", "mu", "x_star", "lo", "hi")
+    arrays = v.broadcast(
+        names,
+        alpha_,
+        mu_,
+        v.as_finite("x_star", x_star),
+        v.as_finite("lo", lo),
+        v.as_finite("hi", hi),
+    )
+    bad = ~(arrays[3] < arrays[4])
+    if np.any(bad):
+        lo_bad, hi_bad = float(arrays[3][bad].flat[0]), float(arrays[4][bad].flat[0])
+        raise ValueError(f"lo must lie in (-inf, hi) (got lo={lo_bad:g}, hi={hi_bad:g})")
+    n_ = int(v.integer("n", n, lo=2))
+    (out,) = v.elementwise(
+        lambda a, m, xs, l, h: _robust_one(a, m, fprime, xs, l, h, n_), names, arrays, (bool,)
+    )
+    return out

@@ -65,7 +65,17 @@ def _inputs(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> tuple[FloatArray, 
     alpha = v.positive("alpha", alpha)
     mu = v.as_finite("mu", mu)
     h = v.positive("h", h)
-    return tuple(np.broadcast_arrays(alpha, mu, h))
+    return v.broadcast(("alpha", "mu", "h"), alpha, mu, h)
+
+
+def _product(alpha: FloatArray, h: FloatArray) -> FloatArray:
+    """``a = alpha h``; a product beyond float64 is ``inf`` (no warning).
+
+    Such a point is divergent (``a >= 2 (1 + mu)``): radius and larger root are ``inf``, the
+    correctly rounded values of numbers above the float64 range.
+    """
+    with np.errstate(over="ignore"):
+        return alpha * h
 
 
 def _one_minus_sqrt(mu: FloatArray) -> FloatArray:
@@ -144,7 +154,7 @@ def eigenvalues(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.com
         [0.5j, -0.5j]
     """
     alpha, mu, h = _inputs(alpha, mu, h)
-    b, d, big, small = _roots(alpha * h, mu)
+    b, d, big, small = _roots(_product(alpha, h), mu)
     im = 0.5 * np.sqrt(np.maximum(-d, 0.0))
     complex_ = d < 0.0
     z1 = np.where(complex_, 0.5 * b + 1j * im, big)
@@ -165,14 +175,15 @@ def spectral_radius(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> FloatArray
         h: curvature, ``> 0``.
 
     Returns:
-        Float64 array of the broadcast shape.
+        Float64 array of the broadcast shape; ``inf`` where ``alpha h`` exceeds the float64
+        range (a divergent point whose radius, about ``alpha h``, is not representable).
 
     Example:
         >>> float(spectral_radius(1.0, 0.81, 1.0))  # robust: sqrt(mu)
         0.9
     """
     alpha, mu, h = _inputs(alpha, mu, h)
-    b, d = _discriminant(alpha * h, mu)
+    b, d = _discriminant(_product(alpha, h), mu)
     real = 0.5 * (np.abs(b) + np.sqrt(np.maximum(d, 0.0)))
     return np.where(d < 0.0, np.sqrt(np.maximum(mu, 0.0)), real)
 
@@ -195,7 +206,7 @@ def is_stable(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.bool_
         (True, False)
     """
     alpha, mu, h = _inputs(alpha, mu, h)
-    a = alpha * h
+    a = _product(alpha, h)
     return (np.abs(mu) < 1.0) & (a < 2.0 * (1.0 + mu))
 
 
@@ -219,7 +230,7 @@ def regime(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.str_]:
         ['lazy', 'robust', 'overstep', 'divergent']
     """
     alpha, mu, h = _inputs(alpha, mu, h)
-    a = alpha * h
+    a = _product(alpha, h)
     lo, hi = _edges(mu)
     tol = _BOUNDARY_ULPS * np.finfo(np.float64).eps
     on_lo = np.abs(a - lo) <= tol * np.maximum(a, lo)
@@ -268,9 +279,11 @@ def robust_interval(
     mu = v.in_range("mu", mu, 0.0, 1.0, hi_open=True)
     h_min = v.positive("h_min", h_min)
     h_max = v.positive("h_max", h_max)
+    mu, h_min, h_max = v.broadcast(("mu", "h_min", "h_max"), mu, h_min, h_max)
     v.ordered("h_min", h_min, "h_max", h_max)
     lo, hi = _edges(mu)
-    return lo / h_min, hi / h_max
+    with np.errstate(over="ignore"):  # an end beyond float64 (h below ~1e-308) is inf
+        return lo / h_min, hi / h_max
 
 
 def min_robust_momentum(kappa: ArrayLike) -> FloatArray:
@@ -329,6 +342,7 @@ def polyak_tuning(h_min: ArrayLike, h_max: ArrayLike) -> tuple[FloatArray, Float
     """
     h_min = v.positive("h_min", h_min)
     h_max = v.positive("h_max", h_max)
+    h_min, h_max = v.broadcast(("h_min", "h_max"), h_min, h_max)
     v.ordered("h_min", h_min, "h_max", h_max)
-    root_sum = np.sqrt(h_max) + np.sqrt(h_min)
-    return 4.0 / root_sum**2, ((h_max - h_min) / root_sum**2) ** 2
+    root_sum = np.sqrt(h_max) + np.sqrt(h_min)  # <= 2.7e154: the ratios below cannot overflow
+    return (2.0 / root_sum) ** 2, ((h_max - h_min) / root_sum / root_sum) ** 2

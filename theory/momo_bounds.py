@@ -27,6 +27,13 @@ using ``tau_k ||d_k||^2 <= u_k`` (``tau_k = 0`` when ``u_k = 0``; ``d_k = 0`` fo
 the inequality above). Hence ``||x_{k+1} - x*||^2 <= ||x_k - x*||^2 - tau_k u_k`` and, summing,
 ``sum_k tau_k u_k <= D^2``: the distance to ``x*`` never increases.
 
+How (a) differs from the published result. It is not a theorem quoted from the paper (whose exact
+statements could not be confirmed here) but derived above from Alg. 1; it is the standard
+Polyak-step argument applied to MoMo's averaged model. It needs the lower bound given to MoMo to
+equal the interpolation value ``f_*`` exactly (a lower bound below ``f_*``, e.g. 0 when
+``f_* > 0``, voids it), and it covers MoMo without bias correction and without weight decay only.
+It is a per-step certificate, not a rate.
+
 (b) beta = 0, rate O(1/K) [C, I, L, S]. Then ``h_k = f_k(x_k)`` and ``d_k = g_k``. An ``L``-smooth
 convex function with minimum ``f_*`` satisfies ``f_k(x) - f_* >= ||grad f_k(x)||^2 / (2L)``, so
 ``u_k / ||g_k||^2 >= 1/(2L)`` and ``tau_k >= m := min{alpha, 1/(2L)}`` whenever ``u_k > 0``. With
@@ -35,9 +42,17 @@ convex function with minimum ``f_*`` satisfies ``f_k(x) - f_* >= ||grad f_k(x)||
 
     E f(xbar_K) - f_* <= (1/K) sum_k E f(x_k) - f_* <= D^2 / (K min{alpha, 1/(2L)}).
 
-(c) any beta in [0, 1), rate O(1/sqrt K) [C, I, G]. (i) ``||d_k|| <= G`` gives
-``tau_k >= min{alpha, u_k/G^2}``, so ``sum_k min{alpha u_k, u_k^2/G^2} <= D^2`` by (a). Splitting
-the sum where ``u_k >= alpha G^2`` and applying Cauchy-Schwarz to the rest,
+How (b) differs from the published result. With ``beta = 0`` MoMo is the Polyak step SPS_max
+with ``c = 1``, and (b) has the form of the known O(1/K) bound for that method under
+interpolation and smoothness; it is derived above, its constants are ours, and it is not the
+paper's MoMo theorem: it holds only for ``beta = 0`` (MoMo's default is 0.9), it adds the
+smoothness assumption (L) that the published O(1/sqrt K) claim does not make, and it covers
+neither bias correction nor weight decay.
+
+(c) any beta in [0, 1), rate O(1/sqrt K) [C, I, G; and S for the iterate-average form].
+(i) ``||d_k|| <= G`` gives ``tau_k >= min{alpha, u_k/G^2}``, so
+``sum_k min{alpha u_k, u_k^2/G^2} <= D^2`` by (a). Splitting the sum where
+``u_k >= alpha G^2`` and applying Cauchy-Schwarz to the rest,
 ``sum_k u_k <= D^2/alpha + G D sqrt(K)``. (ii)
 ``fbar_k - f_* = h_k - f_* - sum_j w_kj <g_j, x_k - x_j> <= u_k + G sum_j w_kj ||x_k - x_j||``.
 (iii) With step lengths ``s_i = tau_i ||d_i||``, ``||x_k - x_j|| <= sum_{i=j}^{k-1} s_i``;
@@ -47,8 +62,9 @@ exchanging sums, the weight ``sum_{j <= i} w_kj = beta^{k-i}`` summed over ``k >
 
     (1/K) sum_{k=1}^K (fbar_k - f_*) <= D^2/(alpha K) + G D / ((1 - beta) sqrt(K)).
 
-Each ``f_j(x_j)`` enters the left side with total weight ``>= 1 - beta``, so with (S) and Jensen
-``E f(xbar_K) - f_* <=`` the same bound divided by ``(1 - beta)``. ``G`` may be the largest
+Each ``f_j(x_j)`` enters the left side with total weight ``>= 1 - beta``, so with (S) (needed for
+``E f_j(x_j) = E f(x_j)``) and Jensen ``E f(xbar_K) - f_* <=`` the same bound divided by
+``(1 - beta)``; the pathwise bound on the averaged losses needs no (S). ``G`` may be the largest
 gradient norm met along the run; on least squares (a) bounds it by ``max_i ||a_i||^2 D``.
 
 How (c) differs from the published result. The paper states an O(1/sqrt K) rate for convex
@@ -64,7 +80,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from theory._validate import FloatArray, as_finite, in_range, integer, nonnegative, positive
+from theory._validate import (
+    FloatArray,
+    as_finite,
+    broadcast,
+    in_range,
+    integer,
+    nonnegative,
+    positive,
+)
 
 __all__ = [
     "momo_beta0_bound",
@@ -81,6 +105,10 @@ def momo_distance_certificate(
     """Upper bound on the next squared distance: ``||x_k - x*||^2 - tau_k (h_k - f_*)_+``.
 
     Valid under convexity and interpolation for any ``beta`` (module docstring, (a)).
+
+    Differs from the published theorem: derived here, not quoted from the paper (whose exact
+    statements could not be confirmed); it needs ``lower_bound`` to be the interpolation value
+    ``f_*`` itself and covers MoMo without bias correction or weight decay only.
 
     Args:
         dist_sq: ``||x_k - x*||^2 >= 0``.
@@ -99,6 +127,7 @@ def momo_distance_certificate(
     t = nonnegative("step", step)
     h = as_finite("model_value", model_value)
     lb = as_finite("lower_bound", lower_bound)
+    d, t, h, lb = broadcast(("dist_sq", "step", "model_value", "lower_bound"), d, t, h, lb)
     return d - t * np.maximum(h - lb, 0.0)
 
 
@@ -106,6 +135,9 @@ def momo_certificate_slack(
     dist_sq: ArrayLike, steps: ArrayLike, model_values: ArrayLike, lower_bound: float = 0.0
 ) -> tuple[FloatArray, float]:
     """Check a recorded MoMo trajectory against the distance certificate.
+
+    The certificate is (a) of the module docstring, derived here (not the paper's theorem, see
+    :func:`momo_distance_certificate`). Not broadcast: one trajectory, 1-D arrays.
 
     Args:
         dist_sq: ``||x_k - x*||^2`` for ``k = 1..K+1``, shape ``(K + 1,)``.
@@ -127,7 +159,10 @@ def momo_certificate_slack(
     t = nonnegative("steps", steps)
     h = as_finite("model_values", model_values)
     if d.ndim != 1 or t.shape != (d.size - 1,) or h.shape != t.shape:
-        raise ValueError("dist_sq must have shape (K+1,), steps and model_values shape (K,)")
+        raise ValueError(
+            "dist_sq must have shape (K+1,), steps and model_values shape (K,) "
+            f"(got {d.shape}, {t.shape}, {h.shape})"
+        )
     bound = momo_distance_certificate(d[:-1], t, h, lower_bound)
     decrease = t * np.maximum(h - as_finite("lower_bound", lower_bound), 0.0)
     return bound - d[1:], float(d[0] - decrease.sum())
@@ -136,13 +171,19 @@ def momo_certificate_slack(
 def momo_step_lower_bound(alpha: ArrayLike, smoothness: ArrayLike) -> FloatArray:
     """``min{alpha, 1/(2L)}``: MoMo's step with ``beta = 0`` is never smaller where it moves.
 
-    Under convexity, interpolation and ``L``-smoothness (module docstring, (b)).
+    Under convexity, interpolation and ``L``-smoothness (module docstring, (b)); it is the step
+    bound of the Polyak step SPS_max, which MoMo with ``beta = 0`` is. Derived here, not quoted
+    from the MoMo paper; it does not hold for ``beta > 0``.
 
     Example:
         >>> float(momo_step_lower_bound(1.0, 2.0))
         0.25
     """
-    return np.minimum(positive("alpha", alpha), 0.5 / positive("smoothness", smoothness))
+    alpha_, l_ = broadcast(
+        ("alpha", "smoothness"), positive("alpha", alpha), positive("smoothness", smoothness)
+    )
+    with np.errstate(over="ignore"):  # 1/(2L) beyond float64 for L < 3e-309: inf, min is alpha
+        return np.minimum(alpha_, 0.5 / l_)
 
 
 def momo_beta0_bound(
@@ -151,6 +192,10 @@ def momo_beta0_bound(
     """``E f(xbar_K) - f_* <= ||x_1 - x*||^2 / (K min{alpha, 1/(2L)})`` for MoMo with ``beta = 0``.
 
     Also holds pathwise for ``(1/K) sum_k (f_k(x_k) - f_*)`` (module docstring, (b)).
+
+    Differs from the published theorem: derived here for ``beta = 0`` only (MoMo's default is
+    ``0.9``), with the extra assumption of ``L``-smooth losses that the paper's O(1/sqrt K) claim
+    does not make, and without bias correction or weight decay; the constants are ours.
 
     Args:
         dist0_sq: ``||x_1 - x*||^2 >= 0``.
@@ -163,8 +208,11 @@ def momo_beta0_bound(
         0.02
     """
     d = nonnegative("dist0_sq", dist0_sq)
-    k = integer("iterations", iterations, 1)
-    return d / (k * momo_step_lower_bound(alpha, smoothness))
+    k = integer("iterations", iterations, 1)  # float64: exact, no int64 wrap
+    m = momo_step_lower_bound(alpha, smoothness)
+    d, k, m = broadcast(("dist0_sq", "iterations", "alpha, smoothness"), d, k, m)
+    with np.errstate(under="ignore", over="ignore"):
+        return d / k / m
 
 
 def momo_sqrt_k_bound(
@@ -179,7 +227,13 @@ def momo_sqrt_k_bound(
     """O(1/sqrt K) bound for MoMo with any ``beta`` under bounded gradients (module docstring, (c)).
 
     ``(1/K) sum_k (fbar_k - f_*) <= D^2/(alpha K) + G D / ((1 - beta) sqrt K)`` on every run; with
-    ``iterate_average=True`` the bound on ``E f(xbar_K) - f_*``: the same divided by ``1 - beta``.
+    ``iterate_average=True`` the bound on ``E f(xbar_K) - f_*``: the same divided by ``1 - beta``,
+    which also needs the samples to be drawn independently (assumption (S)).
+
+    Differs from the published theorem (module docstring, "How (c) differs"): derived here; it
+    assumes bounded gradients, bounds MoMo's averaged losses rather than the iterates unless
+    ``iterate_average=True``, covers neither bias correction nor weight decay, and its constants
+    are not claimed to match the paper's.
 
     Args:
         dist0_sq: ``D^2 = ||x_1 - x*||^2 >= 0``.
@@ -197,6 +251,9 @@ def momo_sqrt_k_bound(
     a = positive("alpha", alpha)
     g = nonnegative("grad_bound", grad_bound)
     b = in_range("beta", beta, 0.0, 1.0, hi_open=True)
-    k = integer("iterations", iterations, 1).astype(np.float64)
-    bound = d2 / (a * k) + g * np.sqrt(d2) / ((1.0 - b) * np.sqrt(k))
+    k = integer("iterations", iterations, 1)
+    names = ("dist0_sq", "alpha", "grad_bound", "beta", "iterations")
+    d2, a, g, b, k = broadcast(names, d2, a, g, b, k)
+    with np.errstate(under="ignore", over="ignore"):
+        bound = d2 / a / k + g * np.sqrt(d2) / ((1.0 - b) * np.sqrt(k))
     return bound / (1.0 - b) if iterate_average else bound

@@ -30,7 +30,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from theory._validate import FloatArray, as_finite, integer, momentum, nonnegative, positive
+from theory._validate import (
+    FloatArray,
+    as_finite,
+    broadcast,
+    integer,
+    momentum,
+    nonnegative,
+    positive,
+)
 
 __all__ = [
     "nqm_floor",
@@ -46,10 +54,12 @@ def _stable(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> tuple[FloatArray, 
     a_ = positive("alpha", alpha)
     mu_ = momentum("mu", mu)
     h_ = positive("h", h)
-    ah = a_ * h_
+    a_, mu_, h_ = broadcast(("alpha", "mu", "h"), a_, mu_, h_)
+    with np.errstate(over="ignore"):
+        ah = a_ * h_
     bad = ah >= 2.0 * (1.0 + mu_)
     if np.any(bad):
-        shown = float(np.ravel(np.broadcast_to(ah, bad.shape)[bad])[0])
+        shown = float(ah[bad].flat[0])
         raise ValueError(
             f"alpha*h must lie in (0, 2(1+mu)) for a stationary distribution (got {shown:g})"
         )
@@ -76,6 +86,7 @@ def stationary_variance(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike, c: ArrayL
     """
     a_, mu_, h_ = _stable(alpha, mu, h)
     c_ = nonnegative("c", c)
+    a_, mu_, h_, c_ = broadcast(("alpha", "mu", "h", "c"), a_, mu_, h_, c_)
     return (1.0 + mu_) * a_ * c_ / ((1.0 - mu_) * h_ * (2.0 * (1.0 + mu_) - a_ * h_))
 
 
@@ -102,9 +113,11 @@ def second_moment_operator(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> Flo
         >>> second_moment_operator(1.0, 0.5, 1.0)[0].tolist()
         [0.0, 0.25, 0.0]
     """
-    a = positive("alpha", alpha) * positive("h", h)
-    mu_ = as_finite("mu", mu)
-    a, mu_ = np.broadcast_arrays(a, mu_)
+    alpha_, mu_, h_ = broadcast(
+        ("alpha", "mu", "h"), positive("alpha", alpha), as_finite("mu", mu), positive("h", h)
+    )
+    with np.errstate(over="ignore"):
+        a = alpha_ * h_
     m2 = mu_**2
     rows = [
         [(1.0 - a) ** 2, m2, 2.0 * (1.0 - a) * mu_],
@@ -147,8 +160,15 @@ def second_moment_transient(
     if p.shape[-1:] != (3,):
         raise ValueError("p0 must have last dimension 3: (E x^2, E v^2, E x v)")
     nonnegative("p0 (E x^2, E v^2)", p[..., :2])
-    forcing = (positive("alpha", alpha) ** 2 * c_)[..., None] * np.ones(3)
-    shape = np.broadcast_shapes(T.shape[:-2], forcing.shape[:-1], p.shape[:-1])
+    alpha_, c_ = broadcast(("alpha", "c"), positive("alpha", alpha), c_)
+    forcing = (alpha_**2 * c_)[..., None] * np.ones(3)
+    try:
+        shape = np.broadcast_shapes(T.shape[:-2], forcing.shape[:-1], p.shape[:-1])
+    except ValueError as err:
+        raise ValueError(
+            "alpha, mu, h, c and p0[..., :] must have broadcastable shapes "
+            f"(got {T.shape[:-2]}, {forcing.shape[:-1]}, {p.shape[:-1]} for (alpha, mu, h), c, p0)"
+        ) from err
     T = np.broadcast_to(T, (*shape, 3, 3))
     forcing = np.broadcast_to(forcing, (*shape, 3))
     out = np.empty((*shape, n + 1, 3))
@@ -203,7 +223,8 @@ def nqm_floor(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike, c: ArrayLike) -> Fl
     h_ = np.atleast_1d(positive("h", h))
     c_ = np.atleast_1d(nonnegative("c", c))
     if h_.ndim != 1 or h_.shape != c_.shape:
-        raise ValueError("h and c must be 1-D arrays of the same length")
-    a_ = positive("alpha", alpha)
-    mu_ = momentum("mu", mu)
+        raise ValueError(
+            f"h and c must be 1-D arrays of the same length (got shapes {h_.shape}, {c_.shape})"
+        )
+    a_, mu_ = broadcast(("alpha", "mu"), positive("alpha", alpha), momentum("mu", mu))
     return stationary_loss(a_[..., None], mu_[..., None], h_, c_).sum(axis=-1)

@@ -2,7 +2,8 @@
 
 Each entry of :func:`derivations` is derived from its definition (a determinant, a stationarity
 condition, a linear solve, an expectation) and checked against the closed form that the numeric
-modules implement; construction raises ``AssertionError`` if SymPy cannot confirm an identity.
+modules implement; construction raises :class:`SymbolicCheckError` if SymPy cannot confirm an
+identity (explicit checks, kept under ``python -O``).
 
 Entries: ``heavy_ball_char_poly``, ``heavy_ball_discriminant``, ``robust_boundaries``,
 ``complex_root_modulus`` (heavy ball: Polyak 1964; Zhang & Mitliagkas, arXiv 1706.03471, Sec. 2),
@@ -20,7 +21,16 @@ from typing import Any
 
 import sympy as sp
 
-__all__ = ["Derivation", "derivations"]
+__all__ = ["Derivation", "SymbolicCheckError", "derivations"]
+
+
+class SymbolicCheckError(RuntimeError):
+    """A derivation did not reproduce the closed form it is checked against."""
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise SymbolicCheckError(f"symbolic identity failed: {what}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ def _same(a: Any, b: Any) -> None:
         else (sp.simplify(a - b))
     )
     zero = diff.is_zero_matrix if isinstance(diff, sp.MatrixBase) else diff == 0
-    assert zero, f"symbolic identity failed: {diff}"
+    _check(bool(zero), f"difference {diff} is not zero")
 
 
 def _make(
@@ -83,15 +93,18 @@ def _heavy_ball() -> list[Derivation]:
     mu_nn = sp.Symbol("mu", nonnegative=True)
     edges = sorted(sp.solve(sp.Eq((1 + mu_nn - a) ** 2 - 4 * mu_nn, 0), a), key=sp.default_sort_key)
     lo, hi = (1 - sp.sqrt(mu_nn)) ** 2, (1 + sp.sqrt(mu_nn)) ** 2
-    assert len(edges) == 2
-    assert {sp.simplify(sp.expand(e - lo)) == 0 for e in edges} == {True, False}
-    assert any(sp.simplify(sp.expand(e - hi)) == 0 for e in edges)
+    _check(len(edges) == 2, f"expected two robust-region edges, got {edges}")
+    is_lo = [sp.simplify(sp.expand(e - lo)) == 0 for e in edges]
+    is_hi = [sp.simplify(sp.expand(e - hi)) == 0 for e in edges]
+    _check(sorted(is_lo) == [False, True], f"edges {edges} do not contain (1 - sqrt(mu))^2 once")
+    _check(any(is_hi), f"edges {edges} do not contain (1 + sqrt(mu))^2")
     boundaries = sp.Tuple(lo, hi)
 
     # Complex regime: 4 mu - b^2 = w^2 > 0, roots (b +- i w)/2.
     bb, w = sp.Symbol("b", real=True), sp.Symbol("w", positive=True)
     lam = (bb + sp.I * w) / 2
-    assert sp.expand(lam**2 - bb * lam + (bb**2 + w**2) / 4) == 0  # lam is a root, mu = (b^2+w^2)/4
+    # lam is a root when mu = (b^2 + w^2) / 4
+    _check(sp.expand(lam**2 - bb * lam + (bb**2 + w**2) / 4) == 0, "(b + i w)/2 is not a root")
     modsq = sp.simplify(sp.expand(lam * sp.conjugate(lam)).subs(w**2, 4 * mu - bb**2))
     modsq = sp.simplify(modsq.subs(w, sp.sqrt(4 * mu - bb**2)))
     _same(modsq, mu)

@@ -47,8 +47,12 @@ def _start_c(start: str, a: FloatArray, mu: FloatArray) -> FloatArray:
     return 1.0 - a / (1.0 + mu)
 
 
-def _gain(a: FloatArray, mu: FloatArray, c: FloatArray, t: NDArray[np.int64]) -> FloatArray:
-    """``|e_t|`` for broadcastable ``a = alpha h``, ``mu`` in (-1, 1), start ``c``, ``t >= 0``."""
+def _gain(a: FloatArray, mu: FloatArray, c: FloatArray, t: NDArray[np.generic]) -> FloatArray:
+    """``|e_t|`` for broadcastable ``a = alpha h``, ``mu`` in (-1, 1), start ``c``, ``t >= 0``.
+
+    ``t`` holds integer values (any dtype); it is used as float64, so horizons beyond ``2^63``
+    are exact too.
+    """
     b, d = _discriminant(a, mu)
     a, mu, c, t, b, d = np.broadcast_arrays(a, mu, c, t, b, d)
     sigma = np.where(b >= 0.0, 1.0, -1.0)
@@ -117,7 +121,9 @@ def error_gain(
     mu = v.momentum("mu", mu)
     h = v.positive("h", h)
     t = v.integer("t", t)
-    a = alpha * h
+    alpha, mu, h, t = v.broadcast(("alpha", "mu", "h", "t"), alpha, mu, h, t)
+    with np.errstate(over="ignore"):
+        a = alpha * h
     return _gain(a, mu, _start_c(start, a, mu), t)
 
 
@@ -136,8 +142,8 @@ def chebyshev_bound(mu: ArrayLike, t: ArrayLike) -> FloatArray:
         0.55
     """
     mu = v.in_range("mu", mu, 0.0, 1.0, hi_open=True)
-    t = v.integer("t", t)
-    k = t.astype(np.float64)
+    k = v.integer("t", t)  # float64: exact for every integer, no int64 wrap
+    mu, k = v.broadcast(("mu", "t"), mu, k)
     return np.sqrt(mu) ** k * (1.0 + k * (1.0 - mu) / (1.0 + mu))
 
 
@@ -161,7 +167,8 @@ def _peak_one(
     c_abs = float(np.max(np.abs(mu * c)))
     if t_max is None and rho >= 1.0:
         raise ValueError(
-            "t_max is required when (alpha, mu) is not stable on [h_min, h_max] (radius >= 1)"
+            "t_max is required (an integer >= 0) when (alpha, mu) is not stable on "
+            "[h_min, h_max] (radius >= 1)"
         )
     t_turn = 0.0 if rho == 0.0 else 1.0 / -np.log(rho)
     peak, t_peak, t0 = -1.0, 0, 0
@@ -225,13 +232,15 @@ def peak_transient(
     mu = v.momentum("mu", mu)
     h_min = v.positive("h_min", h_min)
     h_max = v.positive("h_max", h_max)
+    alpha, mu, h_min, h_max = v.broadcast(
+        ("alpha", "mu", "h_min", "h_max"), alpha, mu, h_min, h_max
+    )
     v.ordered("h_min", h_min, "h_max", h_max)
     if start not in _STARTS:
         raise ValueError(f"start must be one of {', '.join(_STARTS)} (got {start!r})")
     if t_max is not None:
         t_max = int(v.integer("t_max", t_max))
     n_h = int(v.integer("n_h", n_h, lo=2))
-    alpha, mu, h_min, h_max = np.broadcast_arrays(alpha, mu, h_min, h_max)
     peak = np.empty(alpha.shape)
     t_peak = np.empty(alpha.shape, dtype=np.int64)
     for idx in np.ndindex(alpha.shape):

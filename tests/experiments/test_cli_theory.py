@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,86 @@ def test_invalid_input_is_one_line_and_exit_2(capsys, argv: list[str], word: str
     assert "Traceback" not in captured.err + captured.out
 
 
+def _quiet_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    """Run with every warning turned into an error: nothing may leak to stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return json.loads(captured.out)
+
+
+def test_singlestep_with_p_beyond_float64_solves(capsys) -> None:
+    """D = 1e200: p = 5e399 is not a float64 (it raised OverflowError); sqrt(mu) ~ 1/p rounds to 0,
+    so the dynamic-range bound decides: Polyak's tuning."""
+    argv = ["theory", "singlestep", "--grad-var", "1", "--dist", "1e200"]
+    out = _quiet_json(capsys, [*argv, "--h-min", "1", "--h-max", "10"])
+    alpha_p, mu_p = theory.polyak_tuning(1.0, 10.0)
+    assert out["p"] is None and out["root_sqrt_mu"] == 0.0 and out["bound_active"] is True
+    assert out["mu"] == pytest.approx(float(mu_p), rel=1e-15)
+    assert out["alpha"] == pytest.approx(float(alpha_p), rel=1e-15)
+
+
+def test_singlestep_with_kappa_beyond_float64_is_not_an_error(capsys) -> None:
+    """h_max / h_min = 1e620 is never formed: no error about a "kappa" the user did not pass."""
+    argv = ["theory", "singlestep", "--grad-var", "1", "--dist", "1"]
+    out = _quiet_json(capsys, [*argv, "--h-min", "1e-320", "--h-max", "1e300"])
+    assert out["bound_active"] is True and out["mu"] == 1.0
+    assert out["alpha"] == pytest.approx(4e-300, rel=1e-14)  # Polyak's 4 / (sqrt(h_max) + ...)^2
+    out = _quiet_json(
+        capsys, ["theory", "region", "--mu", "0.5", "--h-min", "1e-10", "--h-max", "1e300"]
+    )
+    assert out["kappa"] is None and out["nonempty"] is False and out["min_robust_momentum"] == 1.0
+
+
+def test_rate_with_alpha_h_beyond_float64_is_divergent(capsys) -> None:
+    """alpha h = 1e400: a legitimate divergent verdict (radius ~ alpha h is printed as inf/null),
+    exit 0, and no numpy RuntimeWarning on stderr."""
+    out = _quiet_json(capsys, ["theory", "rate", "--alpha", "1e200", "--mu", "0.5", "--h", "1e200"])
+    assert out["regime"] == "divergent" and out["stable"] is False
+    assert out["radius"] is None and out["eig1_re"] is None  # -inf: the root ~ -alpha h
+    assert "beyond float64" in out["verdict"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["theory", "rate", "--alpha", "1e200", "--mu", "0.5", "--h", "1e200"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "inf" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (
+            ["theory", "region", "--mu", "0.5", "--h-min", "1e-320", "--h-max", "1"],
+            "h_min must be >= 4.77e-310 for mu = 0.5",
+        ),
+        (
+            ["theory", "region", "--mu", "0.999999", "--h-min", "1e-310", "--h-max", "1e-310"],
+            "h_max must be >= 2.23e-308 for mu = 0.999999",
+        ),
+        (
+            [
+                *("theory", "singlestep", "--grad-var", "1e-300", "--dist", "1e200"),
+                *("--h-min", "1e-320", "--h-max", "1e-320"),
+            ],
+            "h_min must be >= 5.56e-309 here",
+        ),
+    ],
+)
+def test_overflowing_results_are_one_line_errors_naming_the_input(
+    capsys, argv: list[str], start: str
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"momlab: error: {start}") and "\n" not in err, err
+    assert "kappa" not in err and "overflows float64" in err
+    assert captured.out == ""
+
+
 def test_json_is_finite_numbers_only(capsys) -> None:
     out = _json(capsys, ["theory", "rate", "--alpha", "0.25", "--mu", "0.25", "--h", "1"])
     assert out["regime"] == "boundary"
@@ -172,13 +253,20 @@ def test_readme_theory_examples_run(capsys) -> None:
     assert len(blocks) >= 4
     for block in blocks:
         exec(compile(block, "README.md (Theory)", "exec"), {})
+    # each `momlab theory` line runs; a comment "exit status N" states the status it must end with
     commands = [
-        line.split("#")[0].split()
+        (
+            line.split("#")[0].split(),
+            int(m.group(1)) if (m := re.search(r"exit status (\d)", line)) else 0,
+        )
         for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)
         for line in block.splitlines()
         if line.startswith("momlab theory ")
     ]
-    assert len(commands) == 3
-    for argv in commands:
-        assert main(argv[1:]) == 0, argv
-    capsys.readouterr()
+    assert len(commands) == 4 and sorted(status for _, status in commands) == [0, 0, 0, 2]
+    for argv, status in commands:
+        assert main(argv[1:]) == status, argv
+        captured = capsys.readouterr()
+        if status == 2:
+            err = captured.err.strip()
+            assert err.startswith("momlab: error: ") and "\n" not in err, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import re
 
 import numpy as np
 import pytest
@@ -201,22 +202,53 @@ def test_jointly_optimal_momentum_falls_with_workers_and_turns_negative() -> Non
 
 
 @pytest.mark.parametrize(
-    ("call", "name"),
+    ("call", "name", "valid"),
     [
-        (lambda: staleness_pmf(-1, 2), "lag"),
-        (lambda: staleness_pmf(0.5, 2), "lag"),
-        (lambda: staleness_pmf(0, 0.5), "n_workers"),
-        (lambda: implicit_momentum(np.nan), "n_workers"),
-        (lambda: effective_step(-0.1, 2), "alpha"),
-        (lambda: total_momentum(1.0, 2), "mu_l"),
-        (lambda: async_char_poly(0.1, 0.5, 0.0, 2), "h"),
-        (lambda: async_spectral_radius(0.1, -1.0, 1.0, 2), "mu_l"),
-        (lambda: mean_stability_limit(0), "n_workers"),
-        (lambda: fixed_delay_limit(-1), "tau"),
-        (lambda: optimal_explicit_momentum(0.1, 2.0, 1.0, 2), "h_min"),
-        (lambda: optimal_async_tuning(1.0, 10.0, 0.0), "n_workers"),
+        (lambda: staleness_pmf(-1, 2), "lag", "an integer >= 0"),
+        (lambda: staleness_pmf(0.5, 2), "lag", "an integer >= 0"),
+        (lambda: staleness_pmf(0, 0.5), "n_workers", "[1, inf)"),
+        (lambda: implicit_momentum(np.nan), "n_workers", "[1, inf)"),
+        (lambda: effective_step(-0.1, 2), "alpha", "(0, inf)"),
+        (lambda: total_momentum(1.0, 2), "mu_l", "(-1, 1)"),
+        (lambda: async_char_poly(0.1, 0.5, 0.0, 2), "h", "(0, inf)"),
+        (lambda: async_spectral_radius(0.1, -1.0, 1.0, 2), "mu_l", "(-1, 1)"),
+        (lambda: mean_stability_limit(0), "n_workers", "[1, inf)"),
+        (lambda: fixed_delay_limit(-1), "tau", "an integer >= 0"),
+        (lambda: optimal_explicit_momentum(0.1, 2.0, 1.0, 2), "h_min", "(0, h_max]"),
+        (lambda: optimal_async_tuning(1.0, 10.0, 0.0), "n_workers", "[1, inf)"),
     ],
 )
-def test_bad_input_names_the_parameter(call, name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+def test_bad_input_names_the_parameter_and_its_range(call, name: str, valid: str) -> None:
+    """The message starts with the parameter's name and states the valid range."""
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b") as info:
         call()
+    assert valid in str(info.value), str(info.value)
+
+
+def test_optimal_tunings_broadcast_like_their_scalar_calls() -> None:
+    """alpha, h_min, h_max, n_workers broadcast: one search per element, same as the scalar call."""
+    kw = {"n_h": 9, "n_grid": 21}
+    workers = np.array([1.0, 4.0])
+    h_max = np.array([[10.0], [100.0]])
+    mu, rate = optimal_explicit_momentum(0.05, 1.0, h_max, workers, **kw)
+    assert mu.shape == rate.shape == (2, 2)
+    for i, j in np.ndindex(2, 2):
+        want = optimal_explicit_momentum(0.05, 1.0, float(h_max[i, 0]), float(workers[j]), **kw)
+        assert (mu[i, j], rate[i, j]) == want
+        assert all(isinstance(x, float) for x in want)
+    kw3 = {"n_alpha": 5, "n_h": 5, "n_grid": 11}
+    alpha, mu_l, rate = optimal_async_tuning(1.0, [10.0, 100.0], 2, **kw3)
+    assert alpha.shape == mu_l.shape == rate.shape == (2,)
+    for j, hi in enumerate((10.0, 100.0)):
+        assert (alpha[j], mu_l[j], rate[j]) == optimal_async_tuning(1.0, hi, 2, **kw3)
+
+
+def test_optimal_tunings_name_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match=r"^alpha, h_min, h_max, n_workers must have broadcast"):
+        optimal_explicit_momentum([0.1, 0.2], 1.0, [2.0, 3.0, 4.0], 1)
+    with pytest.raises(ValueError, match=r"^h_min, h_max, n_workers must have broadcastable"):
+        optimal_async_tuning([1.0, 2.0], [3.0, 4.0, 5.0], 1)
+    with pytest.raises(
+        ValueError, match=r"^h_min must lie in \(0, h_max\] \(got h_min=5 > h_max=4"
+    ):
+        optimal_async_tuning([1.0, 5.0], [3.0, 4.0], 1)

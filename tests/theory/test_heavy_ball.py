@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -270,26 +272,111 @@ def test_gradient_descent_rate_at_its_optimum() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call", "name"),
+    ("call", "name", "valid"),
     [
-        (lambda: spectral_radius(0.0, 0.5, 1.0), "alpha"),
-        (lambda: spectral_radius(-1.0, 0.5, 1.0), "alpha"),
-        (lambda: spectral_radius(1.0, 0.5, 0.0), "h"),
-        (lambda: spectral_radius(1.0, np.nan, 1.0), "mu"),
-        (lambda: eigenvalues(1.0, 0.5, np.inf), "h"),
-        (lambda: transition_matrix([1.0, np.nan], 0.5, 1.0), "alpha"),
-        (lambda: regime(1.0, 0.5, -2.0), "h"),
-        (lambda: is_stable(1.0, 0.5, -2.0), "h"),
-        (lambda: robust_interval(1.0, 1.0, 2.0), "mu"),
-        (lambda: robust_interval(-0.1, 1.0, 2.0), "mu"),
-        (lambda: robust_interval(0.5, 0.0, 2.0), "h_min"),
-        (lambda: robust_interval(0.5, 3.0, 2.0), "h_min"),
-        (lambda: min_robust_momentum(0.5), "kappa"),
-        (lambda: tolerated_dynamic_range(1.0), "mu"),
-        (lambda: polyak_tuning(2.0, 1.0), "h_min"),
-        (lambda: polyak_tuning(-1.0, 1.0), "h_min"),
+        (lambda: spectral_radius(0.0, 0.5, 1.0), "alpha", "(0, inf)"),
+        (lambda: spectral_radius(-1.0, 0.5, 1.0), "alpha", "(0, inf)"),
+        (lambda: spectral_radius(1.0, 0.5, 0.0), "h", "(0, inf)"),
+        (lambda: spectral_radius(1.0, np.nan, 1.0), "mu", "finite real number"),
+        (lambda: eigenvalues(1.0, 0.5, np.inf), "h", "(0, inf)"),
+        (lambda: transition_matrix([1.0, np.nan], 0.5, 1.0), "alpha", "(0, inf)"),
+        (lambda: regime(1.0, 0.5, -2.0), "h", "(0, inf)"),
+        (lambda: is_stable(1.0, 0.5, -2.0), "h", "(0, inf)"),
+        (lambda: robust_interval(1.0, 1.0, 2.0), "mu", "[0, 1)"),
+        (lambda: robust_interval(-0.1, 1.0, 2.0), "mu", "[0, 1)"),
+        (lambda: robust_interval(0.5, 0.0, 2.0), "h_min", "(0, inf)"),
+        (lambda: robust_interval(0.5, 3.0, 2.0), "h_min", "(0, h_max]"),
+        (lambda: min_robust_momentum(0.5), "kappa", "[1, inf)"),
+        (lambda: tolerated_dynamic_range(1.0), "mu", "[0, 1)"),
+        (lambda: polyak_tuning(2.0, 1.0), "h_min", "(0, h_max]"),
+        (lambda: polyak_tuning(-1.0, 1.0), "h_min", "(0, inf)"),
     ],
 )
-def test_bad_input_names_the_parameter(call, name: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{name} "):
+def test_bad_input_names_the_parameter_and_its_range(call, name: str, valid: str) -> None:
+    """The message starts with the parameter's name and states the valid range."""
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b") as info:
         call()
+    assert valid in str(info.value), str(info.value)
+
+
+NEAR_LOWER_EDGE = [
+    (mu, side * delta, h)
+    for mu in (0.99, 0.999, 0.9999, 0.99999)
+    for delta in (1e-9, 3e-10, 1e-10)
+    for side in (-1.0, 1.0)
+    for h in (1.0, 3.7)
+]
+
+
+def _edge_point(mu: float, delta: float, h: float) -> float:
+    """alpha with alpha h = (1 - sqrt(mu))^2 (1 + delta), the lower edge moved by delta relative."""
+    with mp.workdps(50):
+        edge = (1 - mp.sqrt(mp.mpf(mu))) ** 2
+        return float(edge * (1 + mp.mpf(delta)) / mp.mpf(h))
+
+
+def _reference_50(alpha: float, mu: float, h: float) -> tuple[mp.mpf, mp.mpf]:
+    """(radius, D) at 50 digits from the float inputs."""
+    with mp.workdps(50):
+        a = mp.mpf(alpha) * mp.mpf(h)
+        m = mp.mpf(mu)
+        b = 1 + m - a
+        d = b * b - 4 * m
+        return (mp.sqrt(m) if d < 0 else (abs(b) + mp.sqrt(d)) / 2), d
+
+
+def _edge_tolerance(alpha: float, mu: float, h: float, d: mp.mpf) -> float:
+    """Error bound of the factored formula from float64 eps.
+
+    Each computed ingredient carries a relative error of at most k eps (k = 8 covers the rounded
+    operations: a = alpha h, sqrt(mu), (1 - mu)/(1 + s), the squares). Then
+    ``|dD| <= k eps ((lo + a) |hi - a| + (hi + a) |lo - a|)`` and, for real roots,
+    ``|d rho| <= |db| / 2 + |dD| / (4 sqrt(D)) + eps rho`` with ``|db| <= k eps (1 + mu + a)``.
+    Complex roots give ``rho = sqrt(mu)`` to an ulp once the sign of ``D`` is right, which the
+    bound on ``|dD|`` guarantees at these points (asserted). The naive ``b^2 - 4 mu`` instead
+    has ``|dD| ~ eps b^2 ~ 4 eps``: about ``1/lo`` times more, and ``1/lo ~ 1e4 .. 1e11`` here.
+    """
+    k = 8.0
+    a = alpha * h
+    s = np.sqrt(mu)
+    lo, hi = (1.0 - s) ** 2, (1.0 + s) ** 2
+    d_err = k * EPS * ((lo + a) * abs(hi - a) + (hi + a) * abs(lo - a))
+    if d < 0:
+        assert float(-d) > d_err  # the sign of D is certain for the factored formula
+        return 2.0 * EPS * s
+    b_err = k * EPS * (1.0 + mu + a)
+    rho = 0.5 * (abs(1.0 + mu - a) + float(mp.sqrt(d)))
+    return 0.5 * b_err + d_err / (4.0 * float(mp.sqrt(d))) + EPS * rho
+
+
+def _naive_radius(alpha: float, mu: float, h: float) -> float:
+    b = 1.0 + mu - alpha * h
+    d = b * b - 4.0 * mu
+    return float(np.sqrt(mu)) if d < 0.0 else 0.5 * (abs(b) + float(np.sqrt(d)))
+
+
+@pytest.mark.parametrize(("mu", "delta", "h"), NEAR_LOWER_EDGE)
+def test_radius_within_1e9_of_the_lazy_edge_against_50_digits(
+    mu: float, delta: float, h: float
+) -> None:
+    """Near alpha h = (1 - sqrt(mu))^2, mu -> 1, the factored discriminant keeps full accuracy."""
+    alpha = _edge_point(mu, delta, h)
+    ref, d = _reference_50(alpha, mu, h)
+    tol = _edge_tolerance(alpha, mu, h, d)
+    got = float(spectral_radius(alpha, mu, h))
+    with mp.workdps(50):
+        assert abs(mp.mpf(got) - ref) <= tol, (got, ref, tol)
+    assert (regime(alpha, mu, h) == Regime.ROBUST.value) == (d < 0)
+
+
+def test_the_edge_tolerance_rejects_the_naive_discriminant() -> None:
+    """The same points and tolerances catch b^2 - 4 mu: the test tells the two formulas apart."""
+    misses = []
+    for mu, delta, h in NEAR_LOWER_EDGE:
+        alpha = _edge_point(mu, delta, h)
+        ref, d = _reference_50(alpha, mu, h)
+        with mp.workdps(50):
+            err = float(abs(mp.mpf(_naive_radius(alpha, mu, h)) - ref))
+        misses.append(err / _edge_tolerance(alpha, mu, h, d))
+    assert sum(m > 1.0 for m in misses) >= len(misses) // 2, misses
+    assert max(misses) > 1e3

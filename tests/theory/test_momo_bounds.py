@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,19 +192,25 @@ def test_formulas() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call", "name"),
+    ("call", "name", "valid"),
     [
-        (lambda: momo_distance_certificate(-1.0, 0.1, 1.0), "dist_sq"),
-        (lambda: momo_distance_certificate(1.0, -0.1, 1.0), "step"),
-        (lambda: momo_distance_certificate(1.0, 0.1, np.inf), "model_value"),
-        (lambda: momo_certificate_slack([1.0, 0.5], [0.1, 0.1], [1.0, 1.0]), "shape"),
-        (lambda: momo_step_lower_bound(0.1, 0.0), "smoothness"),
-        (lambda: momo_beta0_bound(1.0, 0.1, 1.0, 0), "iterations"),
-        (lambda: momo_beta0_bound(1.0, 0.0, 1.0, 5), "alpha"),
-        (lambda: momo_sqrt_k_bound(1.0, 0.1, 1.0, 1.0, 5), "beta"),
-        (lambda: momo_sqrt_k_bound(1.0, 0.1, -1.0, 0.5, 5), "grad_bound"),
+        (lambda: momo_distance_certificate(-1.0, 0.1, 1.0), "dist_sq", "[0, inf)"),
+        (lambda: momo_distance_certificate(1.0, -0.1, 1.0), "step", "[0, inf)"),
+        (lambda: momo_distance_certificate(1.0, 0.1, np.inf), "model_value", "finite real number"),
+        (
+            lambda: momo_certificate_slack([1.0, 0.5], [0.1, 0.1], [1.0, 1.0]),
+            "dist_sq",
+            "shape (K+1,)",
+        ),
+        (lambda: momo_step_lower_bound(0.1, 0.0), "smoothness", "(0, inf)"),
+        (lambda: momo_beta0_bound(1.0, 0.1, 1.0, 0), "iterations", "an integer >= 1"),
+        (lambda: momo_beta0_bound(1.0, 0.0, 1.0, 5), "alpha", "(0, inf)"),
+        (lambda: momo_sqrt_k_bound(1.0, 0.1, 1.0, 1.0, 5), "beta", "[0, 1)"),
+        (lambda: momo_sqrt_k_bound(1.0, 0.1, -1.0, 0.5, 5), "grad_bound", "[0, inf)"),
     ],
 )
-def test_bad_input_names_the_parameter(call, name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+def test_bad_input_names_the_parameter_and_its_range(call, name: str, valid: str) -> None:
+    """The message starts with the parameter's name and states the valid range."""
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b") as info:
         call()
+    assert valid in str(info.value), str(info.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -158,21 +160,31 @@ def test_nqm_spectrum_and_total_floor() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call", "name"),
+    ("call", "name", "valid"),
     [
-        (lambda: stationary_variance(0.0, 0.5, 1.0, 1.0), "alpha"),
-        (lambda: stationary_variance(0.1, 1.0, 1.0, 1.0), "mu"),
-        (lambda: stationary_variance(0.1, 0.5, -1.0, 1.0), "h"),
-        (lambda: stationary_variance(0.1, 0.5, 1.0, -1.0), "c"),
-        (lambda: stationary_variance(3.1, 0.5, 1.0, 1.0), "alpha\\*h"),
-        (lambda: stationary_loss(0.1, np.nan, 1.0, 1.0), "mu"),
-        (lambda: second_moment_operator(0.1, 0.5, 0.0), "h"),
-        (lambda: nqm_spectrum(0), "dim"),
-        (lambda: nqm_spectrum(5, p=0.0), "p"),
-        (lambda: nqm_spectrum(5, batch_size=0), "batch_size"),
-        (lambda: nqm_floor(0.1, 0.5, [1.0, 2.0], [1.0]), "h and c"),
+        (lambda: stationary_variance(0.0, 0.5, 1.0, 1.0), "alpha", "(0, inf)"),
+        (lambda: stationary_variance(0.1, 1.0, 1.0, 1.0), "mu", "(-1, 1)"),
+        (lambda: stationary_variance(0.1, 0.5, -1.0, 1.0), "h", "(0, inf)"),
+        (lambda: stationary_variance(0.1, 0.5, 1.0, -1.0), "c", "[0, inf)"),
+        (
+            lambda: stationary_variance(3.1, 0.5, 1.0, 1.0),
+            "alpha*h",
+            "(0, 2(1+mu)) for a stationary distribution",
+        ),
+        (lambda: stationary_loss(0.1, np.nan, 1.0, 1.0), "mu", "(-1, 1)"),
+        (lambda: second_moment_operator(0.1, 0.5, 0.0), "h", "(0, inf)"),
+        (lambda: nqm_spectrum(0), "dim", "an integer >= 1"),
+        (lambda: nqm_spectrum(5, p=0.0), "p", "(0, inf)"),
+        (lambda: nqm_spectrum(5, batch_size=0), "batch_size", "(0, inf)"),
+        (
+            lambda: nqm_floor(0.1, 0.5, [1.0, 2.0], [1.0]),
+            "h and c",
+            "1-D arrays of the same length",
+        ),
     ],
 )
-def test_bad_input_names_the_parameter(call, name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+def test_bad_input_names_the_parameter_and_its_range(call, name: str, valid: str) -> None:
+    """The message starts with the parameter's name and states the valid range."""
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b") as info:
         call()
+    assert valid in str(info.value), str(info.value)

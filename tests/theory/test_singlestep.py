@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from theory import (
     robust_interval,
     singlestep,
     singlestep_objective,
+    singlestep_p,
     singlestep_root,
     spectral_radius,
 )
@@ -158,20 +161,142 @@ def test_broadcasting() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call", "name"),
+    ("call", "name", "valid"),
     [
-        (lambda: singlestep(-1.0, 1.0, 1.0, 2.0), "grad_var"),
-        (lambda: singlestep(1.0, -1.0, 1.0, 2.0), "dist_to_opt"),
-        (lambda: singlestep(1.0, 1.0, 0.0, 2.0), "h_min"),
-        (lambda: singlestep(1.0, 1.0, 3.0, 2.0), "h_min"),
-        (lambda: singlestep(1.0, 1.0, 1.0, np.nan), "h_max"),
-        (lambda: singlestep(0.0, 0.0, 1.0, 2.0), "grad_var"),
-        (lambda: singlestep_root(-1.0), "p"),
-        (lambda: singlestep_root(np.inf), "p"),
-        (lambda: singlestep_objective(1.5, 1.0, 1.0, 1.0), "mu"),
-        (lambda: singlestep_objective(0.5, 1.0, 1.0, -1.0), "h_min"),
+        (lambda: singlestep(-1.0, 1.0, 1.0, 2.0), "grad_var", "[0, inf)"),
+        (lambda: singlestep(1.0, -1.0, 1.0, 2.0), "dist_to_opt", "[0, inf)"),
+        (lambda: singlestep(1.0, 1.0, 0.0, 2.0), "h_min", "(0, inf)"),
+        (lambda: singlestep(1.0, 1.0, 3.0, 2.0), "h_min", "(0, h_max]"),
+        (lambda: singlestep(1.0, 1.0, 1.0, np.nan), "h_max", "(0, inf)"),
+        (lambda: singlestep(0.0, 0.0, 1.0, 2.0), "grad_var", "grad_var > 0 or dist_to_opt > 0"),
+        (lambda: singlestep_root(-1.0), "p", "[0, inf)"),
+        (lambda: singlestep_root(np.inf), "p", "[0, inf)"),
+        (lambda: singlestep_objective(1.5, 1.0, 1.0, 1.0), "mu", "[0, 1]"),
+        (lambda: singlestep_objective(0.5, 1.0, 1.0, -1.0), "h_min", "(0, inf)"),
     ],
 )
-def test_bad_input_names_the_parameter(call, name: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{name} "):
+def test_bad_input_names_the_parameter_and_its_range(call, name: str, valid: str) -> None:
+    """The message starts with the parameter's name and states the valid range."""
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b") as info:
         call()
+    assert valid in str(info.value), str(info.value)
+
+
+def reference_singlestep(
+    grad_var: float, dist: float, h_min: float, h_max: float
+) -> tuple[mp.mpf, mp.mpf]:
+    """(mu, alpha) at 60 digits with mpmath's unbounded exponents (no under/overflow).
+
+    p = D^2 h_min^2 / (2C) exactly; for p <= 1 Newton on u^3 + p u - p = 0 (u = 1 - x) from
+    u = p^(1/3), for p > 1 on (1 - x)^3 - p x = 0 from x = 1/(p + 3); both converge
+    monotonically (convex, monotone functions started on the far side). The dynamic-range bound is
+    compared on the complements u > 1 - sqrt(mu_lb), which stay accurate when x and sqrt(mu_lb)
+    are both within 1e-300 of 1.
+    """
+    with mp.workdps(60):
+        c, d, lo, hi = (mp.mpf(v) for v in (grad_var, dist, h_min, h_max))
+        if c == 0:
+            x, u = mp.mpf(0), mp.mpf(1)
+        elif d == 0:
+            x, u = mp.mpf(1), mp.mpf(0)
+        else:
+            p = (d * lo) ** 2 / (2 * c)
+            if p <= 1:
+                u = mp.cbrt(p)
+                for _ in range(200):
+                    new = u - (u**3 + p * u - p) / (3 * u**2 + p)
+                    if abs(new - u) <= mp.mpf(10) ** -58 * u:
+                        break
+                    u = new
+                x = 1 - u
+            else:
+                x = 1 / (p + 3)
+                for _ in range(200):
+                    new = x + ((1 - x) ** 3 - p * x) / (3 * (1 - x) ** 2 + p)
+                    if abs(new - x) <= mp.mpf(10) ** -58 * x:
+                        break
+                    x = new
+                u = 1 - x
+        root_sum = mp.sqrt(hi) + mp.sqrt(lo)
+        u_lb = 2 * mp.sqrt(lo) / root_sum
+        if u > u_lb:  # x < sqrt(mu_lb): the bound is active, Polyak's alpha
+            return (1 - u_lb) ** 2, 4 / root_sum**2
+        return x**2, u**2 / lo
+
+
+def _close(got: float, want: mp.mpf, ulps: float) -> bool:
+    """Relative error within ``ulps`` eps where ``want`` is a normal float64; exact 0 below."""
+    tiny = np.finfo(np.float64).tiny
+    with mp.workdps(60):
+        if abs(want) < tiny * mp.mpf(2) ** -53:  # rounds to 0
+            return got == 0.0
+        if abs(want) < tiny:  # subnormal: absolute error of a few subnormal ulps
+            return abs(mp.mpf(got) - want) <= ulps * tiny * EPS
+        return abs(mp.mpf(got) / want - 1) <= ulps * EPS
+
+
+@pytest.mark.parametrize(
+    ("grad_var", "dist", "h_min", "h_max"),
+    [
+        (1.0, 1.0, 1e-200, 1e-200),  # p = 5e-401 underflows: alpha = 1.36e-67, not 0
+        (1.0, 1.0, 1e-320, 1e-320),  # subnormal h_min: alpha = 1.36e-107
+        (5e-301, 1e-100, 1e-100, 1e-100),  # (D h_min)^2 = 1e-400 underflows, p = 1e-100 does not
+        (1e300, 1e200, 1e10, 1e10),  # (D h_min)^2 = 1e420 overflows, p = 5e119: mu = 4e-240
+        (1e-300, 1e200, 1e100, 1e100),  # p = 5e899: x = 2e-900, mu rounds to 0, alpha = 1/h_min
+        (1.0, 1.0, 1e-320, 1e300),  # kappa = 1e620: bound active, Polyak's alpha = 4e-300
+        (1.0, 1e150, 1e-150, 1e-150 * 4.0),  # p = 0.5 in range, extreme scales
+        (2.0, 0.0, 1e-300, 1e300),  # D = 0: the limit mu = 1 unless the bound is active
+        (0.0, 1.0, 1e-300, 1e-300),  # C = 0: x = 0, alpha = 1/h_min = 1e300
+    ],
+)
+def test_extreme_scales_against_a_60_digit_reference(
+    grad_var: float, dist: float, h_min: float, h_max: float
+) -> None:
+    mu, alpha = singlestep(grad_var, dist, h_min, h_max)
+    mu_ref, alpha_ref = reference_singlestep(grad_var, dist, h_min, h_max)
+    assert _close(float(mu), mu_ref, 16), (float(mu), mu_ref)
+    assert _close(float(alpha), alpha_ref, 16), (float(alpha), alpha_ref)
+
+
+def test_underflow_case_of_the_issue() -> None:
+    """singlestep(1, 1, 1e-200, 1e-200): alpha = 2^(-2/3) 1e-200^(1/3), computed, not 0."""
+    _, alpha = singlestep(1.0, 1.0, 1e-200, 1e-200)
+    with mp.workdps(50):
+        want = mp.cbrt(mp.mpf(1e-200)) / mp.cbrt(4)
+        assert abs(mp.mpf(float(alpha)) / want - 1) <= 4 * EPS
+    assert 1.35e-67 < float(alpha) < 1.36e-67
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(-300.0, 300.0),
+    st.floats(-300.0, 300.0),
+    st.floats(-300.0, 300.0),
+    st.floats(0.3, 10.0),
+)
+def test_any_scale_matches_the_reference(
+    log_c: float, log_d: float, log_h: float, log_kappa: float
+) -> None:
+    """C, D, h_min anywhere in 1e-300..1e300 and kappa >= 2: mu and alpha to 16 ulps.
+
+    kappa >= 2 keeps h_max - h_min (in sqrt(mu_lb)) well conditioned; at the switch between the
+    root and the bound, mu = max(x^2, mu_lb) and alpha are continuous, so a decision flipped by
+    rounding changes neither beyond that tolerance.
+    """
+    c, d, h = 10.0**log_c, 10.0**log_d, 10.0**log_h
+    h_max = h * 10.0**log_kappa
+    mu, alpha = singlestep(c, d, h, h_max)
+    mu_ref, alpha_ref = reference_singlestep(c, d, h, h_max)
+    assert _close(float(mu), mu_ref, 16), (float(mu), mu_ref)
+    assert _close(float(alpha), alpha_ref, 16), (float(alpha), alpha_ref)
+
+
+def test_p_is_formed_without_spurious_under_or_overflow() -> None:
+    with mp.workdps(50):
+        for c, d, h in [(5e-301, 1e-100, 1e-100), (1e300, 1e200, 1e10), (3.0, 2.0, 0.5)]:
+            want = (mp.mpf(d) * mp.mpf(h)) ** 2 / (2 * mp.mpf(c))
+            assert abs(mp.mpf(float(singlestep_p(c, d, h))) / want - 1) <= 4 * EPS
+    assert float(singlestep_p(1e-300, 1e200, 1e100)) == np.inf  # p = 5e899 itself overflows
+    assert float(singlestep_p(1.0, 1e-200, 1e-200)) == 0.0  # p = 5e-801 itself underflows
+    assert float(singlestep_p(0.0, 1.0, 1.0)) == np.inf  # C = 0
+    assert singlestep_p([1.0, 2.0], 1.0, [[1.0], [2.0]]).shape == (2, 2)

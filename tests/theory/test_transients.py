@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -204,23 +206,33 @@ def test_peak_transient_with_t_max_and_broadcasting() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call", "name"),
+    ("call", "name", "valid"),
     [
-        (lambda: error_gain(0.0, 0.5, 1.0, 3), "alpha"),
-        (lambda: error_gain(0.1, 1.0, 1.0, 3), "mu"),
-        (lambda: error_gain(0.1, 0.5, -1.0, 3), "h"),
-        (lambda: error_gain(0.1, 0.5, 1.0, -1), "t"),
-        (lambda: error_gain(0.1, 0.5, 1.0, 1.5), "t"),
-        (lambda: error_gain(0.1, 0.5, 1.0, 2, start="cold"), "start"),
-        (lambda: chebyshev_bound(-0.1, 2), "mu"),
-        (lambda: chebyshev_bound(0.5, np.nan), "t"),
-        (lambda: peak_transient(0.1, 0.5, 2.0, 1.0), "h_min"),
-        (lambda: peak_transient(0.1, 0.5, 1.0, 2.0, n_h=1), "n_h"),
-        (lambda: peak_transient(0.1, 0.5, 1.0, 2.0, start="x"), "start"),
-        (lambda: peak_transient(0.1, 0.5, 1.0, 2.0, t_max=-3), "t_max"),
-        (lambda: peak_transient(1.0, 0.0, 1.0, 5.0), "t_max"),
+        (lambda: error_gain(0.0, 0.5, 1.0, 3), "alpha", "(0, inf)"),
+        (lambda: error_gain(0.1, 1.0, 1.0, 3), "mu", "(-1, 1)"),
+        (lambda: error_gain(0.1, 0.5, -1.0, 3), "h", "(0, inf)"),
+        (lambda: error_gain(0.1, 0.5, 1.0, -1), "t", "an integer >= 0"),
+        (lambda: error_gain(0.1, 0.5, 1.0, 1.5), "t", "an integer >= 0"),
+        (
+            lambda: error_gain(0.1, 0.5, 1.0, 2, start="cold"),
+            "start",
+            "one of zero_velocity, matched",
+        ),
+        (lambda: chebyshev_bound(-0.1, 2), "mu", "[0, 1)"),
+        (lambda: chebyshev_bound(0.5, np.nan), "t", "an integer >= 0"),
+        (lambda: peak_transient(0.1, 0.5, 2.0, 1.0), "h_min", "(0, h_max]"),
+        (lambda: peak_transient(0.1, 0.5, 1.0, 2.0, n_h=1), "n_h", "an integer >= 2"),
+        (
+            lambda: peak_transient(0.1, 0.5, 1.0, 2.0, start="x"),
+            "start",
+            "one of zero_velocity, matched",
+        ),
+        (lambda: peak_transient(0.1, 0.5, 1.0, 2.0, t_max=-3), "t_max", "an integer >= 0"),
+        (lambda: peak_transient(1.0, 0.0, 1.0, 5.0), "t_max", "an integer >= 0"),
     ],
 )
-def test_bad_input_names_the_parameter(call, name: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{name} "):
+def test_bad_input_names_the_parameter_and_its_range(call, name: str, valid: str) -> None:
+    """The message starts with the parameter's name and states the valid range."""
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}\b") as info:
         call()
+    assert valid in str(info.value), str(info.value)
