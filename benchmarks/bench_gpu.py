@@ -14,10 +14,21 @@ Optimizers: ``optax.adam`` (the reference), ``optax.sgd`` with momentum 0.9, and
 ``yellowfin``, ``momo`` and ``momo_adam`` (imported lazily; skipped with a note when missing).
 Each timing is the best over ``repeats`` interleaved rounds (every optimizer once per round, so a
 slow period of a shared machine hits all alike) after a compile/warm-up call; per-step time is that
-divided by ``steps``. Peak memory: ``device.memory_stats()["peak_bytes_in_use"]`` on a GPU (after
-each optimizer's runs), the process's maximum resident set (``getrusage``, monotone over the run) on
-the CPU. Target: YellowFin and MoMo steps within 1.15x of Adam. The JSON is written atomically to
-``benchmarks/results/gpu.json``.
+divided by ``steps``. Target: YellowFin and MoMo steps within 1.15x of Adam.
+
+Memory, per optimizer (all optimizers live in one process, so the process peak cannot separate
+them):
+
+- ``opt_state_bytes``: the exact size of the optimizer state (sum of its leaves' bytes), next to
+  ``params_bytes``;
+- ``compiled``: XLA's memory analysis of the compiled ``steps``-step scan on the present backend
+  (``Compiled.memory_analysis()``): argument, output, temporary and aliased (donated) bytes and
+  XLA's ``peak_memory_in_bytes`` estimate of the program (None where the backend gives none).
+
+Once per model, after all its optimizers ran, ``process_peak`` records the process's peak so far:
+``device.memory_stats()["peak_bytes_in_use"]`` on a GPU, the maximum resident set
+(``getrusage``) on the CPU. It is cumulative over the process (every optimizer and model before
+it), not a per-optimizer number. The JSON is written atomically to ``benchmarks/results/gpu.json``.
 """
 
 from __future__ import annotations
@@ -81,13 +92,51 @@ def synthetic_images(n: int, seed: int = 0) -> Dataset:
     return Dataset.build("synthetic32", x, y, x[:8], y[:8], 10)
 
 
-def peak_memory() -> dict[str, Any]:
+def process_peak() -> dict[str, Any]:
+    """The process's peak memory so far (cumulative; see the module docstring)."""
     dev = jax.devices()[0]
     stats = dev.memory_stats() if dev.platform == "gpu" else None
     if stats and "peak_bytes_in_use" in stats:
-        return {"kind": "device_peak_bytes", "bytes": int(stats["peak_bytes_in_use"])}
+        return {"kind": "device_peak_bytes_in_use", "bytes": int(stats["peak_bytes_in_use"])}
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"kind": "host_max_rss_bytes", "bytes": int(rss_kb) * 1024}
+
+
+def tree_bytes(tree: Any) -> int:
+    """Exact bytes held by the array leaves of ``tree``."""
+    return int(
+        sum(np.dtype(x.dtype).itemsize * int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+    )
+
+
+def compiled_memory(compiled: Any) -> dict[str, int | None] | None:
+    """XLA's memory analysis of a compiled program, or None where the backend has none."""
+    try:
+        stats = compiled.memory_analysis()
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return None
+    if stats is None:
+        return None
+    fields = {
+        "argument_bytes": "argument_size_in_bytes",
+        "output_bytes": "output_size_in_bytes",
+        "temp_bytes": "temp_size_in_bytes",
+        "alias_bytes": "alias_size_in_bytes",
+        "peak_estimate_bytes": "peak_memory_in_bytes",
+    }
+    return {
+        k: (None if getattr(stats, a, None) is None else int(getattr(stats, a)))
+        for k, a in fields.items()
+    }
+
+
+def optimizer_memory(state: Any, compiled: Any) -> dict[str, Any]:
+    """Per-optimizer memory: exact state sizes and the compiled program's analysis."""
+    return {
+        "opt_state_bytes": tree_bytes(state.opt_state),
+        "params_bytes": tree_bytes(state.params),
+        "compiled": compiled_memory(compiled),
+    }
 
 
 def bench_model(name: str, make_model: Callable[[], nnx.Module], task, steps: int, repeats: int):
@@ -97,15 +146,17 @@ def bench_model(name: str, make_model: Callable[[], nnx.Module], task, steps: in
     for opt_name, make_tx in facts.items():
         tx = as_extra_args(make_tx())
         graphdef, state = init_state(make_model(), tx, seed=0)
-        run = scan_steps(make_step(graphdef, tx, task))
+        # compiled ahead of time: the same program serves the memory analysis and the timing
+        compiled = scan_steps(make_step(graphdef, tx, task)).lower(state, task.train_data, steps)
+        compiled = compiled.compile()
+        memory[opt_name] = optimizer_memory(state, compiled)
         box = {"state": state}
 
-        def call(run=run, box=box):
-            box["state"], metrics = run(box["state"], task.train_data, steps)
+        def call(compiled=compiled, box=box):
+            box["state"], metrics = compiled(box["state"], task.train_data)
             return metrics["loss"]
 
-        jax.block_until_ready(call())  # compile + warm-up
-        memory[opt_name] = peak_memory()
+        jax.block_until_ready(call())  # warm-up
         runners[opt_name] = call
     best = dict.fromkeys(runners, float("inf"))
     for _ in range(repeats):
@@ -124,7 +175,8 @@ def bench_model(name: str, make_model: Callable[[], nnx.Module], task, steps: in
         "within_target": {
             k: rel[k] <= TARGET for k in rel if k in ("yellowfin", "momo", "momo_adam")
         },
-        "peak_memory": memory,
+        "memory": memory,
+        "process_peak": process_peak(),
         "notes": notes,
     }
 
@@ -199,6 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
     for r in results:
         rel = ", ".join(f"{k} {v:.2f}x" for k, v in r["relative_to_adam"].items())
         print(f"{r['model']}: adam {r['step_time_s']['adam'] * 1e3:.2f} ms/step; {rel}")
+        mem = ", ".join(f"{k} {v['opt_state_bytes'] / 1e6:.2f} MB" for k, v in r["memory"].items())
+        print(f"  optimizer state: {mem}; process peak {r['process_peak']['bytes'] / 1e9:.2f} GB")
     return payload
 
 

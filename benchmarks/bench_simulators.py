@@ -3,10 +3,12 @@
 Run as ``python -m benchmarks.bench_simulators [--quick]``. Measured in one run, so the ratios
 compare like with like on the same (possibly shared) machine:
 
-1. Heavy ball on many independent quadratics: ``simulators.sweep`` over a grid of
-   ``n_problems`` (alpha, mu) points on a diagonal quadratic of ``dim`` coordinates, ``steps``
-   steps, vmapped and jitted in JAX, against a plain NumPy loop over the steps, vectorised over all
-   problems and coordinates (the fair NumPy baseline). Unit: coordinate-steps per second
+1. Heavy ball on many quadratics, ``n_problems`` runs of ``dim`` coordinates and ``steps`` steps:
+   ``simulators.sweep`` over a grid of ``n_problems`` (alpha, mu) points on one diagonal quadratic
+   (the target is judged on it), a hand-written jitted, vmapped kernel of ``optimizers.heavy_ball``
+   on independent quadratics (what JAX gives without the sweep's recording and divergence checks),
+   a plain NumPy loop (one problem after the other) and NumPy vectorised over all problems and
+   coordinates (loop over steps only). Unit: coordinate-steps per second
    (``n_problems * dim * steps / seconds``).
 2. Asynchronous SGD, ``d = 100``, ``M = 16`` workers: the exact simulator (NumPy event schedule +
    jitted scan, both timed), the fast simulator vmapped over seeds, and a straightforward Python
@@ -16,8 +18,10 @@ compare like with like on the same (possibly shared) machine:
 Each timing is the best over ``repeats`` interleaved rounds (every contender once per round, so a
 slow period of a shared machine hits all alike) after one compile/warm-up call; best-of is the
 usual estimator of the attainable rate on a shared machine; every call blocks on its result.
-``simulators.sweep`` jits per call, so it is timed end to end, compile included. Results are
-written atomically to ``benchmarks/results/simulators.json`` with device, versions and date.
+``simulators.sweep`` compiles on its first call and reuses the compiled run on later calls with
+the same factory, objective instance and shapes, so it is timed warm like the others; its first
+call (compile included) is timed once and reported separately. Results are written atomically to
+``benchmarks/results/simulators.json`` with device, versions and date.
 """
 
 from __future__ import annotations
@@ -45,22 +49,8 @@ from simulators import quadratic, sweep
 from simulators.asynchrony import geometric, simulate_async_exact, simulate_async_fast
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulators.json"
+# sweep_vs_numpy: simulators.sweep (warm) against the plain NumPy loop, in coordinate-steps/s
 TARGETS = {"sweep_vs_numpy": 20.0, "fast_updates_per_s": 1e6, "exact_updates_per_s": 1e5}
-
-
-def best_time(fn: Callable[[], Any], repeats: int) -> float:
-    """Best wall time of ``fn`` after one warm-up call (results blocked on).
-
-    ``repeats = 0`` times a single call without warm-up (for code that compiles on every call).
-    """
-    if repeats > 0:
-        jax.block_until_ready(fn())
-    best = float("inf")
-    for _ in range(max(repeats, 1)):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def interleaved_best(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
@@ -143,35 +133,46 @@ def bench_sweep(n_problems: int, dim: int, steps: int, plain_problems: int, repe
     kernel = jax_kernel(steps)
     hj, aj, mj = jnp.asarray(h), jnp.asarray(alpha), jnp.asarray(mu)
     sub = slice(0, plain_problems)  # the plain loop is timed on a subset; its rate is per problem
+    # simulators.sweep on one quadratic, the same (alpha, mu) grid; start x0 = 1/sqrt(dim) * ones
+    spectrum = np.linspace(0.1, 1.0, dim)
+    obj = quadratic(spectrum)
+    grid = {"learning_rate": alpha.astype(np.float64), "momentum": mu.astype(np.float64)}
+
+    def run_sweep() -> np.ndarray:
+        out = sweep(heavy_ball, grid, obj, steps, jax.random.key(0), record_every=steps)
+        return out.distances[:, 0, -1]
+
+    t0 = time.perf_counter()
+    d_sweep = run_sweep()  # first call: compiles, then runs
+    t_first = time.perf_counter() - t0
     times = interleaved_best(
         {
+            "sweep": run_sweep,
             "jax": lambda: kernel(hj, aj, mj),
             "vec": lambda: numpy_vectorised(h, alpha, mu, steps),
             "plain": lambda: numpy_plain(h[sub], alpha[sub], mu[sub], steps),
         },
         repeats,
     )
-    t_jax, t_vec, t_plain = times["jax"], times["vec"], times["plain"]
+    t_sweep, t_jax, t_vec, t_plain = times["sweep"], times["jax"], times["vec"], times["plain"]
     d_jax = np.asarray(kernel(hj, aj, mj))
     d_vec = numpy_vectorised(h, alpha, mu, steps)
     d_plain = numpy_plain(h[sub], alpha[sub], mu[sub], steps)
+    h_sweep = np.broadcast_to(spectrum.astype(np.float32), h.shape)
+    d_sweep_ref = numpy_vectorised(h_sweep, alpha, mu, steps) / np.sqrt(dim)  # linear in x0
     scale = max(1.0, float(np.abs(d_vec).max()))
     agree = bool(
         np.allclose(d_jax, d_vec, rtol=1e-3, atol=1e-5 * scale)
         and np.allclose(d_plain, d_vec[sub], rtol=1e-3, atol=1e-5 * scale)
-    )
-    # simulators.sweep end to end (it compiles on every call) on one quadratic, same grid size
-    obj = quadratic(np.linspace(0.1, 1.0, dim))
-    grid = {"learning_rate": alpha.astype(np.float64), "momentum": mu.astype(np.float64)}
-    t_sweep = best_time(
-        lambda: sweep(heavy_ball, grid, obj, steps, jax.random.key(0), record_every=steps), 0
+        and np.allclose(d_sweep, d_sweep_ref, rtol=1e-3, atol=1e-5 * scale)
     )
     work = n_problems * dim * steps
     rate = {
-        "jax_vmapped": work / t_jax,
+        "sweep": work / t_sweep,
+        "sweep_first_call": work / t_first,
+        "jax_vmapped_kernel": work / t_jax,
         "numpy_plain_loop": plain_problems * dim * steps / t_plain,
         "numpy_vectorised": work / t_vec,
-        "sweep_end_to_end": work / t_sweep,
     }
     return {
         "n_problems": n_problems,
@@ -179,15 +180,19 @@ def bench_sweep(n_problems: int, dim: int, steps: int, plain_problems: int, repe
         "steps": steps,
         "plain_loop_problems_timed": plain_problems,
         "seconds": {
-            "jax_vmapped": t_jax,
+            "sweep": t_sweep,
+            "sweep_first_call": t_first,
+            "sweep_compile_estimate": max(t_first - t_sweep, 0.0),
+            "jax_vmapped_kernel": t_jax,
             "numpy_vectorised": t_vec,
             "numpy_plain_loop": t_plain,
-            "sweep_end_to_end": t_sweep,
         },
         "coord_steps_per_s": rate,
-        "ratio_vs_plain_loop": rate["jax_vmapped"] / rate["numpy_plain_loop"],
-        "ratio_vs_vectorised_numpy": rate["jax_vmapped"] / rate["numpy_vectorised"],
-        "sweep_ratio_vs_plain_loop": rate["sweep_end_to_end"] / rate["numpy_plain_loop"],
+        "sweep_ratio_vs_plain_loop": rate["sweep"] / rate["numpy_plain_loop"],
+        "sweep_ratio_vs_vectorised_numpy": rate["sweep"] / rate["numpy_vectorised"],
+        "sweep_first_call_ratio_vs_plain_loop": rate["sweep_first_call"] / rate["numpy_plain_loop"],
+        "kernel_ratio_vs_plain_loop": rate["jax_vmapped_kernel"] / rate["numpy_plain_loop"],
+        "kernel_ratio_vs_vectorised_numpy": rate["jax_vmapped_kernel"] / rate["numpy_vectorised"],
         "results_agree": agree,
     }
 
@@ -324,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "async": asy,
         "targets": TARGETS,
         "meets_targets": {
-            "sweep_vs_numpy": sw["ratio_vs_plain_loop"] >= TARGETS["sweep_vs_numpy"],
+            "sweep_vs_numpy": sw["sweep_ratio_vs_plain_loop"] >= TARGETS["sweep_vs_numpy"],
             "fast_updates_per_s": asy["fast"]["updates_per_s"] >= TARGETS["fast_updates_per_s"],
             "exact_updates_per_s": asy["exact"]["updates_per_s"] >= TARGETS["exact_updates_per_s"],
         },

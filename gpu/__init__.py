@@ -14,7 +14,7 @@ from gpu.rates import (
     per_variable_rates,
     sample_coordinates,
 )
-from gpu.stale import StalenessLaw, fixed, geometric, uniform
+from gpu.stale import StalenessLaw, empirical, fixed, geometric, uniform
 from gpu.tasks import Task, classification_task, evaluate, language_model_task
 from gpu.train import TrainResult, TrainState, init_state, make_step, scan_steps, train
 
@@ -27,6 +27,7 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "classification_task",
+    "empirical",
     "evaluate",
     "fixed",
     "gather_coordinates",

@@ -5,13 +5,18 @@ restore needs a template of the same structure (the freshly initialised state) a
 leaf by leaf.
 Writes go to a temporary file in the same directory, which is then renamed over the target
 (``os.replace`` is atomic on POSIX), so an interrupted write never leaves a torn checkpoint.
+
+A run fingerprint (:func:`tree_digest`, :func:`check_fingerprint`) stored beside the arrays lets a
+trainer refuse to resume a checkpoint written by a different run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ import jax
 import numpy as np
 
 _MANIFEST = "__manifest__"
+FINGERPRINT = "fingerprint"
 
 
 def save_checkpoint(
@@ -85,3 +91,77 @@ def load_checkpoint(path: str | Path, template: Any) -> tuple[Any, dict[str, np.
             out.append(a)
         extra = {k[len("extra_") :]: npz[k] for k in npz.files if k.startswith("extra_")}
     return jax.tree_util.tree_unflatten(treedef, out), extra
+
+
+def _node_types(tree: Any) -> list[str]:
+    """Type names of the tuple nodes (optax states are NamedTuples) in traversal order."""
+    names: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, tuple):
+            names.append(type(node).__qualname__)
+            for child in node:
+                visit(child)
+        elif isinstance(node, Mapping):
+            for child in node.values():
+                visit(child)
+
+    visit(tree)
+    return names
+
+
+def tree_digest(tree: Any, *, values: bool = True) -> str:
+    """SHA-256 of a pytree: the types of its tuple nodes, the path, shape and dtype of every leaf
+    and, with ``values``, the leaves' bytes. Stable across processes (no object ids).
+
+    Example:
+        >>> import numpy as np
+        >>> tree_digest({"a": np.zeros(2)}) == tree_digest({"a": np.zeros(2)})
+        True
+        >>> tree_digest({"a": np.zeros(2)}) == tree_digest({"a": np.ones(2)})
+        False
+    """
+    h = hashlib.sha256(repr(_node_types(tree)).encode())
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        a = np.asarray(jax.device_get(leaf))
+        h.update(f"{jax.tree_util.keystr(path)}|{a.shape}|{a.dtype.str}|".encode())
+        if values:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def encode_fingerprint(fingerprint: Mapping[str, str]) -> np.ndarray:
+    """A fingerprint (component name -> string) as the uint8 array stored in a checkpoint."""
+    return np.frombuffer(json.dumps(dict(fingerprint), sort_keys=True).encode(), dtype=np.uint8)
+
+
+def check_fingerprint(path: str | Path, fingerprint: Mapping[str, str]) -> None:
+    """Raise ``ValueError`` unless the checkpoint at ``path`` was written by a run with this
+    fingerprint; the message names every component that differs.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: a different run, or a checkpoint without a fingerprint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    with np.load(path, allow_pickle=False) as npz:
+        key = f"extra_{FINGERPRINT}"
+        if key not in npz.files:
+            raise ValueError(
+                f"checkpoint {path} has no run fingerprint, so it cannot be matched to this run; "
+                "delete it or use another checkpoint_dir"
+            )
+        stored = json.loads(bytes(npz[key]).decode())
+    want = dict(fingerprint)
+    diffs = [
+        f"{k} (checkpoint {stored.get(k, '<absent>')}, this run {want.get(k, '<absent>')})"
+        for k in sorted(set(stored) | set(want))
+        if stored.get(k) != want.get(k)
+    ]
+    if diffs:
+        raise ValueError(
+            f"checkpoint {path} was written by a different run: {'; '.join(diffs)}; refusing to "
+            "resume (use another checkpoint_dir or delete the file)"
+        )

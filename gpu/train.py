@@ -18,8 +18,9 @@ every optimizer is wrapped with ``optax.with_extra_args_support``).
 from __future__ import annotations
 
 import functools
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,7 +32,14 @@ import optax
 from flax import nnx
 
 from gpu import stale as _stale
-from gpu.checkpoint import load_checkpoint, save_checkpoint
+from gpu.checkpoint import (
+    FINGERPRINT,
+    check_fingerprint,
+    encode_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+    tree_digest,
+)
 from gpu.rates import Coordinates, gather_coordinates
 from gpu.tasks import Task, eval_graphdef, evaluate, forward_loss
 from optimizers import logged_stats
@@ -154,6 +162,39 @@ def scan_steps(step: Callable) -> Callable:
     return jax.jit(run, static_argnums=2, donate_argnums=0)
 
 
+def run_fingerprint(
+    state: TrainState,
+    task: Task,
+    seed: int,
+    staleness: _stale.StalenessLaw | None,
+    pass_staleness: bool,
+    track: Coordinates | None,
+    run_config: Mapping[str, Any] | None,
+) -> dict[str, str]:
+    """What identifies a run for checkpoint resume: every component must match to resume.
+
+    ``optimizer`` digests the initial optimizer state (its NamedTuple types, leaf paths, shapes and
+    values): it tells optimizers apart, but not hyper-parameters that live only in the update
+    function (``optax.adam(1e-3)`` and ``optax.adam(1e-2)`` start from the same state); name those
+    in ``run_config``. ``model`` digests the parameter structure only, not the initial values,
+    which the checkpoint replaces.
+    """
+    config = (
+        None if run_config is None else json.dumps(dict(run_config), sort_keys=True, default=str)
+    )
+    tracked = None if track is None else tree_digest((track.leaf, track.flat))[:16]
+    return {
+        "seed": str(seed),
+        "task": f"{task.name} checksum {task.checksum[:16]} batch_size {task.batch_size}",
+        "model": tree_digest((state.params, state.rest), values=False)[:16],
+        "optimizer": tree_digest(state.opt_state)[:16],
+        "staleness": repr(staleness),
+        "pass_staleness": str(bool(pass_staleness)),
+        "track": str(tracked),
+        "run_config": str(config),
+    }
+
+
 def _check(name: str, value: Any, lo: float, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -180,6 +221,7 @@ def train(
     time_budget_s: float | None = None,
     stop_on_nonfinite: bool = True,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    run_config: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``tx`` on ``task`` for ``steps`` steps (or until a budget runs out).
 
@@ -198,17 +240,23 @@ def train(
         pass_staleness: also pass ``staleness=tau`` to the optimizer.
         track: coordinates whose values are recorded every step (see :mod:`gpu.rates`).
         checkpoint_dir: resume from ``checkpoint_dir/checkpoint.npz`` when present; write it every
-            ``checkpoint_every`` steps (default: every chunk) and when stopping.
+            ``checkpoint_every`` steps (default: every chunk) and when stopping. The checkpoint
+            stores a fingerprint of the run (:func:`run_fingerprint`: seed, task, model structure,
+            optimizer, staleness, tracking, ``run_config``); resuming from one whose fingerprint
+            differs raises ``ValueError`` naming the differing components.
         step_budget: at most this many steps in this call (the run can be resumed).
         time_budget_s: stop after the chunk during which this many seconds have passed.
         stop_on_nonfinite: stop at the end of a chunk whose last loss is not finite.
         progress: called after every chunk as ``progress(step, steps, last_metrics)``.
+        run_config: JSON-able description of the run (e.g. the optimizer's name and
+            hyper-parameters) added to the checkpoint fingerprint; it must match to resume.
 
     Returns:
         A :class:`TrainResult`; deterministic for a given seed on the CPU, also across resumes.
 
     Raises:
-        ValueError: on a bad count or budget, or a checkpoint that does not fit the run.
+        ValueError: on a bad count or budget, or a checkpoint written by a different run or that
+            does not fit the run.
     """
     _check("steps", steps, 1)
     _check("chunk", chunk, 1)
@@ -223,7 +271,13 @@ def train(
     history: dict[str, list[np.ndarray]] = {}
     evals: list[dict[str, float]] = []
     ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
+    fingerprint = (
+        None
+        if ckpt is None
+        else run_fingerprint(state, task, seed, staleness, pass_staleness, track, run_config)
+    )
     if ckpt is not None and ckpt.is_file():
+        check_fingerprint(ckpt, fingerprint)
         state, extra = load_checkpoint(ckpt, state)
         state = jax.tree_util.tree_map(jnp.asarray, state)
         history = {k[2:]: [v] for k, v in extra.items() if k.startswith("m_")}
@@ -248,6 +302,7 @@ def train(
         extra["evals"] = np.array(
             [[e["step"], e["test_loss"], e["test_accuracy"]] for e in evals]
         ).reshape(-1, 3)
+        extra[FINGERPRINT] = encode_fingerprint(fingerprint)
         save_checkpoint(ckpt, state, extra)
 
     def do_eval(at: int) -> None:

@@ -11,6 +11,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from simulators.objectives.base import check_positive_int
+
 
 class RateEstimate(NamedTuple):
     """A linear rate ``rate`` (per step) with its standard error and the window it was fitted on.
@@ -90,13 +92,15 @@ def measure_rate(
         raise ValueError(f"steps must be an increasing array of shape ({n},)")
     if kappa is not None and not (math.isfinite(kappa) and kappa >= 1):
         raise ValueError(f"kappa must lie in [1, inf) (got {kappa!r})")
-    if blocks < 2:
-        raise ValueError(f"blocks must be an integer >= 2 (got {blocks!r})")
-    if min_points < 3:
-        raise ValueError(f"min_points must be an integer >= 3 (got {min_points!r})")
+    blocks = check_positive_int("blocks", blocks, minimum=2)
+    min_points = check_positive_int("min_points", min_points, minimum=3)
     for name, v in (("start", start), ("stop", stop)):
-        if v is not None and not (0 <= v <= n):
-            raise ValueError(f"{name} must lie in [0, {n}] (got {v!r})")
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= v <= n:
+            raise ValueError(f"{name} must be an integer in [0, {n}] (got {v!r})")
+    start = None if start is None else int(start)
+    stop = None if stop is None else int(stop)
     if rel_floor is None:
         src = np.asarray(distances).dtype
         rel_floor = 1e3 * float(np.finfo(src if src.kind == "f" else np.float64).eps)

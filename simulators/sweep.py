@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -35,6 +36,46 @@ def product_grid(**axes: ArrayLike) -> dict[str, np.ndarray]:
     return dict(zip(axes, meshes, strict=True))
 
 
+def check_grid_names(make_optimizer: Callable[..., object], names: Sequence[str]) -> None:
+    """Raise ``ValueError`` when ``make_optimizer`` cannot be called with exactly these keywords.
+
+    A name the factory does not accept, or a required parameter the grid does not give, is named
+    together with the accepted names. Factories without an inspectable signature are not checked.
+    """
+    try:
+        sig = inspect.signature(make_optimizer)
+    except (TypeError, ValueError):
+        return
+    params = sig.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        accepted = None
+    else:
+        accepted = [
+            p.name
+            for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+    fname = getattr(make_optimizer, "__name__", repr(make_optimizer))
+    if accepted is not None:
+        unknown = [n for n in names if n not in accepted]
+        if unknown:
+            raise ValueError(
+                f"grid key {unknown[0]!r} is not a parameter of {fname}; accepted names: {accepted}"
+            )
+    required = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and p.name not in names
+    ]
+    if required:
+        raise ValueError(
+            f"grid must give the required parameter(s) {required} of {fname} "
+            f"(got grid keys {list(names)})"
+        )
+
+
 def sweep(
     make_optimizer: Callable[..., optax.GradientTransformation],
     grid: Mapping[str, ArrayLike],
@@ -56,6 +97,12 @@ def sweep(
     random numbers) and over the flattened grid, then jitted once. Diverging points are flagged and
     frozen inside the loop, so they never spoil the others.
 
+    Compilation is cached by ``jax.jit`` on the static arguments: the factory object, the run
+    shape (grid size, seeds, steps, records) and the objective's static fields, which include its
+    loss function, a closure made by each constructor call. Repeated sweeps with the same factory
+    and objective instance (new grid values, keys or starts of the same shapes) reuse the compiled
+    run; a new objective instance compiles again, even when it is built with identical arguments.
+
     Args:
         make_optimizer: factory called with traced hyper-parameters, e.g.
             ``lambda learning_rate, momentum: optax.sgd(learning_rate, momentum)``.
@@ -73,6 +120,10 @@ def sweep(
     Returns:
         A :class:`Trajectory` whose per-run fields have leading axes ``G + (seeds,)``.
 
+    Raises:
+        ValueError: bad run arguments, an empty or non-finite grid, incompatible grid shapes, or a
+            grid key that ``make_optimizer`` does not accept (or a required parameter it lacks).
+
     Example:
         >>> import jax, optax
         >>> from simulators.objectives import quadratic
@@ -86,6 +137,7 @@ def sweep(
     seeds = check_positive_int("seeds", seeds)
     if not grid:
         raise ValueError("grid must name at least one hyper-parameter")
+    check_grid_names(make_optimizer, list(grid))
     try:
         arrays = np.broadcast_arrays(*[np.asarray(v, dtype=np.float64) for v in grid.values()])
     except ValueError as err:

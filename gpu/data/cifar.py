@@ -41,7 +41,7 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_cifar(
-    root: str | Path,
+    root: str | Path | None,
     variant: int = 10,
     *,
     n_train: int | None = None,
@@ -53,11 +53,14 @@ def load_cifar(
     The split is the original one (50000/10000); ``n_train``/``n_test`` keep the first examples.
 
     Raises:
-        ValueError: ``variant`` not 10 or 100, a bad subset size, or a corrupt batch.
+        ValueError: ``root`` not given (with how to obtain the data), ``variant`` not 10 or 100,
+            a bad subset size, or a corrupt batch.
         FileNotFoundError: when a batch file is missing (with how to obtain the data).
     """
     if variant not in _LAYOUT:
         raise ValueError(f"variant must be 10 or 100 (got {variant!r})")
+    if root is None or not isinstance(root, str | Path):
+        raise ValueError(f"root must name a directory (got {root!r}): {_hint(variant)}")
     folder, train_files, test_files, label_key = _LAYOUT[variant]
     base = Path(root)
     if (base / folder).is_dir():

@@ -20,6 +20,11 @@ from numpy.typing import ArrayLike
 LossFn = Callable[[Mapping[str, Any], jax.Array, jax.Array | None], jax.Array]
 SampleLossFn = Callable[[Mapping[str, Any], jax.Array, jax.Array], jax.Array]
 
+#: Distributions of the unit gradient noise ``xi`` (zero mean, unit variance).
+NOISE_KINDS: tuple[str, ...] = ("gaussian", "rademacher", "uniform")
+#: Fourth moment ``E xi^4`` of each kind (``Var(xi^2) = E xi^4 - 1``).
+NOISE_FOURTH_MOMENT: dict[str, float] = {"gaussian": 3.0, "rademacher": 1.0, "uniform": 1.8}
+
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
@@ -181,3 +186,36 @@ def minibatch_mean(
     """Mean of ``b`` per-sample losses, indices drawn uniformly with replacement from ``key``."""
     idx = jax.random.randint(key, (b,), 0, n)
     return jnp.mean(jax.vmap(lambda i: sample_loss(params, x, i))(idx))
+
+
+def unit_noise(kind: str, key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """Zero-mean, unit-variance noise of the given kind (one of :data:`NOISE_KINDS`)."""
+    if kind == "gaussian":
+        return jax.random.normal(key, shape, dtype)
+    if kind == "rademacher":
+        return jax.random.rademacher(key, shape, dtype)
+    # uniform on [-sqrt(3), sqrt(3)] has variance 1
+    return jax.random.uniform(key, shape, dtype, -jnp.sqrt(3.0), jnp.sqrt(3.0))
+
+
+def check_noise(noise_std: ArrayLike, noise: str, dim: int) -> np.ndarray:
+    """Validate the gradient-noise arguments shared by the objectives; return the std vector."""
+    std = as_vector("noise_std", noise_std, dim)
+    if np.any(std < 0):
+        raise ValueError("noise_std must lie in [0, inf)")
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be one of {NOISE_KINDS} (got {noise!r})")
+    return std
+
+
+def with_gradient_noise(
+    value: jax.Array, e: jax.Array, noise_std: jax.Array, kind: str, key: jax.Array
+) -> jax.Array:
+    """``value + sum(stop_gradient(noise_std * xi) * e)`` with unit noise ``xi`` drawn from ``key``.
+
+    The gradient with respect to ``e`` (``x - x*``, or its coordinates in an orthonormal basis)
+    gains ``noise_std * xi``: zero mean, variance ``noise_std^2`` per coordinate of ``e``; the loss
+    value gains a zero-mean term, so both stay unbiased estimates of the exact ones.
+    """
+    xi = unit_noise(kind, key, e.shape, e.dtype)
+    return value + jnp.sum(jax.lax.stop_gradient(noise_std * xi) * e)

@@ -8,12 +8,18 @@ the robust interval every ``A_t`` has spectral radius ``sqrt(mu)``.
 
 Both toys below are self-similar: their curvature keeps changing at every scale down to ``x*``,
 so the asymptotic rate is not simply the rate of one limiting quadratic.
+
+Every constructor takes the gradient-noise arguments of :func:`~simulators.objectives.quadratic`:
+with a key, the gradient is ``f'(x) + noise_std * xi`` with i.i.d. zero-mean, unit-variance ``xi``
+of kind ``noise`` ("gaussian", "rademacher", "uniform") per coordinate, i.e. an unbiased
+stochastic gradient of variance ``noise_std^2`` per coordinate (the minibatch model of the
+noise-floor analysis). ``noise_std = 0`` (the default) leaves the objective noiseless.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +29,14 @@ from numpy.typing import ArrayLike
 from simulators.objectives.base import (
     Objective,
     as_vector,
+    check_noise,
     check_positive_int,
     check_real,
     info_pairs,
+    with_gradient_noise,
 )
+
+NoiseKind = Literal["gaussian", "rademacher", "uniform"]
 
 
 def _safe_abs(e: jax.Array) -> jax.Array:
@@ -35,21 +45,36 @@ def _safe_abs(e: jax.Array) -> jax.Array:
 
 
 def _one_d(
-    name: str, loss_1d: Any, x_star: float, x0: float, h_min: float, h_max: float, **extra: Any
+    name: str,
+    loss_1d: Any,
+    x_star: float,
+    x0: float,
+    h_min: float,
+    h_max: float,
+    noise_std: float,
+    noise: str,
+    **extra: Any,
 ) -> Objective:
+    std = check_noise(noise_std, noise, 1)
+
     def loss_fn(p: dict[str, Any], x: jax.Array, key: jax.Array | None) -> jax.Array:
-        return loss_1d(x[0] - p["x_star"][0])
+        e = x - p["x_star"]
+        value = loss_1d(e[0])
+        if key is None:
+            return value
+        return with_gradient_noise(value, e, p["noise_std"], noise, key)
 
     xs = np.array([x_star])
     return Objective(
         x_star=xs,
         x0=np.array([x0]),
-        params={"x_star": xs},
+        params={"x_star": xs, "noise_std": std},
         name=name,
         dim=1,
         f_star=0.0,
         loss_fn=loss_fn,
-        info=info_pairs(h_min=h_min, h_max=h_max, **extra),
+        noisy=bool(std[0] > 0),
+        info=info_pairs(h_min=h_min, h_max=h_max, noise=noise, **extra),
     )
 
 
@@ -61,6 +86,8 @@ def smooth_nonconvex_1d(
     *,
     x_star: float = 0.0,
     x0: float | None = None,
+    noise_std: float = 0.0,
+    noise: NoiseKind = "gaussian",
 ) -> Objective:
     """Smooth non-convex 1-D function whose generalised curvature sweeps ``[h_min, h_max]``.
 
@@ -85,6 +112,8 @@ def smooth_nonconvex_1d(
         scale: length below which ``h`` settles to ``h_max``, > 0.
         x_star: minimiser.
         x0: start, default ``x* + 10``.
+        noise_std: gradient-noise standard deviation (with a key), >= 0.
+        noise: distribution of the unit noise ("gaussian", "rademacher", "uniform").
 
     Example:
         >>> obj = smooth_nonconvex_1d()
@@ -116,6 +145,8 @@ def smooth_nonconvex_1d(
         x0,
         h_min,
         h_max,
+        noise_std,
+        noise,
         omega=omega,
         scale=scale,
         smoothness=a + b * math.sqrt(1.0 + omega**2),
@@ -129,6 +160,8 @@ def stitched_nonconvex_1d(
     *,
     x_star: float = 0.0,
     x0: float | None = None,
+    noise_std: float = 0.0,
+    noise: NoiseKind = "gaussian",
 ) -> Objective:
     """Piecewise-quadratic 1-D function stitched on geometric shells (``C^1``, curvature jumps).
 
@@ -150,6 +183,8 @@ def stitched_nonconvex_1d(
         ratio: shell ratio, > 1.
         x_star: minimiser.
         x0: start, default ``x* + 10``.
+        noise_std: gradient-noise standard deviation (with a key), >= 0.
+        noise: distribution of the unit noise ("gaussian", "rademacher", "uniform").
 
     Example:
         >>> obj = stitched_nonconvex_1d()
@@ -193,22 +228,34 @@ def stitched_nonconvex_1d(
         x0,
         h_min,
         h_max,
+        noise_std,
+        noise,
         ratio=ratio,
         slopes=(s1, s2),
         smoothness=max(abs(s1), abs(s2)),
     )
 
 
-def separable(objective_1d: Objective, dim: int, *, x0: ArrayLike | None = None) -> Objective:
+def separable(
+    objective_1d: Objective,
+    dim: int,
+    *,
+    x0: ArrayLike | None = None,
+    noise_std: ArrayLike = 0.0,
+    noise: NoiseKind = "gaussian",
+) -> Objective:
     """Separable sum ``F(x) = sum_i f(x_i)``: minimiser ``(x*, ..., x*)``, ``F* = dim f*``.
 
     The generalised curvature of every coordinate is that of ``f``, so the curvature range is the
-    same; heavy ball acts coordinate-wise.
+    same; heavy ball acts coordinate-wise. With a key the gradient gets independent noise of
+    standard deviation ``noise_std_i`` on coordinate ``i``.
 
     Args:
-        objective_1d: a noiseless objective with ``dim == 1``.
+        objective_1d: a noiseless objective with ``dim == 1`` (give the noise to ``separable``).
         dim: number of coordinates, >= 1.
         x0: start, default ``x*_1 + (x0_1 - x*_1) * linspace(1, 0.1, dim)`` (distinct scales).
+        noise_std: gradient-noise standard deviation per coordinate (scalar or ``(dim,)``), >= 0.
+        noise: distribution of the unit noise ("gaussian", "rademacher", "uniform").
 
     Example:
         >>> from simulators.objectives import smooth_nonconvex_1d
@@ -218,8 +265,9 @@ def separable(objective_1d: Objective, dim: int, *, x0: ArrayLike | None = None)
     if not isinstance(objective_1d, Objective) or objective_1d.dim != 1:
         raise ValueError("objective_1d must be an Objective with dim == 1")
     if objective_1d.noisy:
-        raise ValueError("objective_1d must be noiseless")
+        raise ValueError("objective_1d must be noiseless (pass noise_std to separable instead)")
     dim = check_positive_int("dim", dim)
+    std = check_noise(noise_std, noise, dim)
     xs1 = float(np.asarray(objective_1d.x_star)[0])
     x01 = float(np.asarray(objective_1d.x0)[0])
     xs = np.full(dim, xs1)
@@ -230,21 +278,29 @@ def separable(objective_1d: Objective, dim: int, *, x0: ArrayLike | None = None)
 
     def loss_fn(p: dict[str, Any], x: jax.Array, key: jax.Array | None) -> jax.Array:
         per = jax.vmap(lambda xi: inner.loss_fn(p["inner"], xi[None], None))(x)
-        return jnp.sum(per)
+        value = jnp.sum(per)
+        if key is None:
+            return value
+        return with_gradient_noise(value, x - p["x_star"], p["noise_std"], noise, key)
 
+    info = dict(objective_1d.info)
+    info["noise"] = noise
     return Objective(
         x_star=xs,
         x0=start,
-        params={"inner": objective_1d.params},
+        params={"inner": objective_1d.params, "x_star": xs, "noise_std": std},
         name=f"separable_{objective_1d.name}",
         dim=dim,
         f_star=dim * objective_1d.f_star,
         loss_fn=loss_fn,
-        info=objective_1d.info,
+        noisy=bool(np.any(std > 0)),
+        info=info_pairs(**info),
     )
 
 
-def lessard_counterexample(x0: float = 3.3) -> Objective:
+def lessard_counterexample(
+    x0: float = 3.3, *, noise_std: float = 0.0, noise: NoiseKind = "gaussian"
+) -> Objective:
     """Lessard, Recht, Packard (2016, arXiv 1408.3595, Sec. 4.6): smooth strongly convex, m=1, L=25.
 
     ``f'(x) = 25x`` for ``x < 1``, ``x + 24`` for ``1 <= x < 2``, ``25x - 24`` for ``x >= 2``;
@@ -252,7 +308,8 @@ def lessard_counterexample(x0: float = 3.3) -> Objective:
     ``25 - 24/x`` beyond, so its range is ``[13, 25]``. Heavy ball with the quadratic-optimal tuning
     for ``[1, 25]`` (``alpha = 1/9``, ``mu = 4/9``, metadata ``tuning``) keeps ``alpha h`` inside
     the robust interval ``[1/9, 25/9]`` and yet, started from rest near ``x0 = 3.3``, settles into
-    a limit cycle instead of converging.
+    a limit cycle instead of converging. ``noise_std``, ``noise``: gradient noise as in the module
+    docstring.
 
     Example:
         >>> lessard_counterexample().meta("tuning")
@@ -273,18 +330,28 @@ def lessard_counterexample(x0: float = 3.3) -> Objective:
         x0,
         13.0,
         25.0,
+        noise_std,
+        noise,
         strong_convexity=1.0,
         smoothness=25.0,
         tuning=(1.0 / 9.0, 4.0 / 9.0),
     )
 
 
-def rosenbrock(dim: int = 2, *, x0: ArrayLike | None = None) -> Objective:
+def rosenbrock(
+    dim: int = 2,
+    *,
+    x0: ArrayLike | None = None,
+    noise_std: ArrayLike = 0.0,
+    noise: NoiseKind = "gaussian",
+) -> Objective:
     """Rosenbrock ``sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2``, ``x* = 1``, ``f* = 0``.
 
     Args:
         dim: >= 2.
         x0: start, default the classic ``(-1.2, 1, -1.2, 1, ...)``.
+        noise_std: gradient-noise standard deviation per coordinate (scalar or ``(dim,)``), >= 0.
+        noise: distribution of the unit noise ("gaussian", "rademacher", "uniform").
 
     Example:
         >>> float(rosenbrock(3).loss(rosenbrock(3).x_star))
@@ -292,16 +359,23 @@ def rosenbrock(dim: int = 2, *, x0: ArrayLike | None = None) -> Objective:
     """
     dim = check_positive_int("dim", dim, minimum=2)
     start = np.where(np.arange(dim) % 2 == 0, -1.2, 1.0) if x0 is None else as_vector("x0", x0, dim)
+    std = check_noise(noise_std, noise, dim)
+    xs = np.ones(dim)
 
     def loss_fn(p: dict[str, Any], x: jax.Array, key: jax.Array | None) -> jax.Array:
-        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+        value = jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+        if key is None:
+            return value
+        return with_gradient_noise(value, x - p["x_star"], p["noise_std"], noise, key)
 
     return Objective(
-        x_star=np.ones(dim),
+        x_star=xs,
         x0=start,
-        params={},
+        params={"x_star": xs, "noise_std": std},
         name="rosenbrock",
         dim=dim,
         f_star=0.0,
         loss_fn=loss_fn,
+        noisy=bool(np.any(std > 0)),
+        info=info_pairs(noise=noise),
     )

@@ -15,25 +15,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from simulators.objectives.base import (
+    NOISE_KINDS,
     Objective,
     as_vector,
+    check_noise,
     check_positive_int,
     check_real,
     info_pairs,
+    with_gradient_noise,
 )
 
 NoiseKind = Literal["gaussian", "rademacher", "uniform"]
-NOISE_KINDS: tuple[str, ...] = ("gaussian", "rademacher", "uniform")
-
-
-def _unit_noise(kind: str, key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
-    """Zero-mean, unit-variance noise of the given kind."""
-    if kind == "gaussian":
-        return jax.random.normal(key, shape, dtype)
-    if kind == "rademacher":
-        return jax.random.rademacher(key, shape, dtype)
-    # uniform on [-sqrt(3), sqrt(3)] has variance 1
-    return jax.random.uniform(key, shape, dtype, -jnp.sqrt(3.0), jnp.sqrt(3.0))
 
 
 def random_rotation(dim: int, seed: int) -> np.ndarray:
@@ -72,9 +64,8 @@ def _build(
         value = 0.5 * jnp.sum(p["h"] * y * y)
         if key is None:
             return value
-        xi = _unit_noise(noise, key, y.shape, y.dtype)
         # gradient h*y + noise_std*xi in the eigen-basis: variance noise_std^2 per direction
-        return value + jnp.sum(jax.lax.stop_gradient(p["noise_std"] * xi) * y)
+        return with_gradient_noise(value, y, p["noise_std"], noise, key)
 
     params["x_star"] = x_star
     return Objective(
@@ -132,11 +123,7 @@ def quadratic(
         raise ValueError("spectrum must be positive: every eigenvalue in (0, inf)")
     dim = h.size
     seed = check_positive_int("seed", seed, minimum=0)
-    std = as_vector("noise_std", noise_std, dim)
-    if np.any(std < 0):
-        raise ValueError("noise_std must lie in [0, inf)")
-    if noise not in NOISE_KINDS:
-        raise ValueError(f"noise must be one of {NOISE_KINDS} (got {noise!r})")
+    std = check_noise(noise_std, noise, dim)
     xs = np.zeros(dim) if x_star is None else as_vector("x_star", x_star, dim)
     start = None if x0 is None else as_vector("x0", x0, dim)
     return _build(

@@ -7,6 +7,7 @@ import hashlib
 import pickle
 import random
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,14 @@ from gpu.data import text as text_mod
 
 HAS_FASHION = all((fm.DEFAULT_ROOT / f).is_file() for f in fm.FILES.values())
 
+# Pinned SHA-256 checksums (gpu.data.checksum: dtype, shape and bytes of the four arrays). A change
+# means the data a record was measured on changed: scikit-learn's bundled digits, the Debian
+# package's IDX files, or the MNIST-1D generator.
+DIGITS_SHA256 = "e004aea57d3a14d2c4da708fe6f7a1bbaa0f2acf86224e25730fa96bb438d4c8"
+FASHION_SHA256 = "9f94f0ae04c74f6bdc662665ec68efeea3a0165ece2f24ec8dd1544d9e56033a"
+MNIST1D_200_SEED3_SHA256 = "92ffc638ab8e4adda031d5f2279c69ed6b06d23c60989a525172aeea48f19af8"
+MNIST1D_DEFAULT_SHA256 = "8abe506d87d42cc7a8026d38554a5d35b6b41f2d69fd4bd606ac6f92f05e88dd"
+
 
 def test_digits_split_and_checksum_are_fixed() -> None:
     a, b = load_digits(), load_digits()
@@ -33,6 +42,7 @@ def test_digits_split_and_checksum_are_fixed() -> None:
     assert a.x_train.dtype == np.float32 and a.y_train.dtype == np.int32
     assert a.x_train.min() >= 0.0 and a.x_train.max() <= 1.0
     assert a.checksum == b.checksum == checksum(a.x_train, a.y_train, a.x_test, a.y_test)
+    assert a.checksum == DIGITS_SHA256
     assert set(np.unique(a.y_test)) == set(range(10))
 
 
@@ -89,6 +99,7 @@ def test_fashion_missing_says_how_to_install(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not HAS_FASHION, reason="Debian package dataset-fashion-mnist not installed")
 def test_fashion_real_files() -> None:
+    assert load_fashion_mnist().checksum == FASHION_SHA256
     ds = load_fashion_mnist(n_test=1000)
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (1000, 28, 28, 1)
     # the first training labels of the published data set (ankle boot, t-shirt, t-shirt, dress, ...)
@@ -108,12 +119,49 @@ def test_mnist1d_is_generated_deterministically_without_side_effects() -> None:
     assert before == after  # global generators untouched
     b = load_mnist1d(num_samples=200, seed=3)
     assert a.x_train.shape == (160, 40, 1) and a.x_test.shape == (40, 40, 1)
-    assert a.checksum == b.checksum
+    assert a.checksum == b.checksum == MNIST1D_200_SEED3_SHA256
     assert load_mnist1d(num_samples=200, seed=4).checksum != a.checksum
-    with pytest.raises(ValueError, match="num_samples"):
-        load_mnist1d(num_samples=5)
-    with pytest.raises(ValueError, match="train_split"):
-        load_mnist1d(num_samples=200, train_split=1.0)
+
+
+def test_mnist1d_default_checksum_and_exact_sizes() -> None:
+    ds = load_mnist1d()
+    assert ds.checksum == MNIST1D_DEFAULT_SHA256
+    assert (len(ds.y_train), len(ds.y_test)) == (3200, 800)
+    small = load_mnist1d(num_samples=30, seed=0, train_split=0.5)
+    assert (len(small.y_train), len(small.y_test)) == (15, 15)  # exactly the samples asked for
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_samples": 5}, "num_samples"),
+        ({"num_samples": 205}, "multiple of 10"),  # the generator would silently make 200
+        ({"num_samples": 200.0}, "num_samples"),
+        ({"num_samples": True}, "num_samples"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": None}, "seed"),
+        ({"train_split": 1.0}, "train_split"),
+        ({"train_split": "0.5"}, "train_split"),
+        ({"num_samples": 10, "train_split": 0.05}, "empty split"),
+    ],
+)
+def test_mnist1d_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_mnist1d(**{"num_samples": 200, **kwargs})
+
+
+def test_mnist1d_names_a_missing_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
+    # mnist1d.data imports requests at module level: without it the package itself is present
+    monkeypatch.delitem(sys.modules, "mnist1d.data", raising=False)
+    monkeypatch.setitem(sys.modules, "requests", None)
+    with pytest.raises(FileNotFoundError, match=r"imports 'requests'.*pip install requests"):
+        load_mnist1d(num_samples=20)
+    monkeypatch.delitem(sys.modules, "mnist1d.data", raising=False)
+    monkeypatch.setitem(sys.modules, "mnist1d", None)
+    with pytest.raises(FileNotFoundError, match="pip install mnist1d"):
+        load_mnist1d(num_samples=20)
 
 
 def _write_cifar(root: Path, variant: int, n: int, rng: np.random.Generator) -> dict:
@@ -161,6 +209,10 @@ def test_cifar_errors(tmp_path: Path) -> None:
         load_cifar(tmp_path, 10)
     with pytest.raises(ValueError, match="variant"):
         load_cifar(tmp_path, 20)
+    with pytest.raises(ValueError, match=r"root must name a directory.*never downloaded"):
+        load_cifar(None)
+    with pytest.raises(ValueError, match="CIFAR-100"):
+        load_cifar(None, 100)
 
 
 def test_text_snapshot_is_hashed_and_split() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -32,18 +36,58 @@ def test_loss_falls_and_stats_are_recorded(name: str) -> None:
         assert r.metrics[key].shape == (80,)
 
 
-def test_yellowfin_closed_loop_receives_the_staleness() -> None:
-    tx = optimizers.yellowfin(closed_loop=True, effective_workers=4.0, max_staleness=32)
+class SpyState(NamedTuple):
+    """Records the ``staleness`` keyword the trainer handed to ``update``."""
+
+    seen: jax.Array
+
+    LOGGED = ("seen",)
+
+
+def staleness_spy() -> optax.GradientTransformationExtraArgs:
+    def init(params):
+        return SpyState(jnp.asarray(-1, jnp.int32))
+
+    def update(updates, state, params=None, *, staleness=0, **extra):
+        return updates, SpyState(jnp.asarray(staleness, jnp.int32))
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+@pytest.mark.parametrize("pass_staleness", [True, False])
+def test_staleness_reaches_the_optimizer_only_when_passed(pass_staleness: bool) -> None:
+    tx = optax.chain(staleness_spy(), optax.sgd(0.1))
+    law = stale.uniform(5)
     r = train(
-        mlp(),
-        tx,
-        digits_task(),
-        steps=60,
-        chunk=60,
-        staleness=stale.geometric(4, max_tau=32),
-        pass_staleness=True,
+        mlp(), tx, digits_task(), steps=30, chunk=30, staleness=law, pass_staleness=pass_staleness
     )
-    assert np.all(np.isfinite(r.metrics["loss"]))
-    assert r.metrics["tau"].max() > 0
-    momentum_keys = [k for k in r.metrics if "momentum" in k]
-    assert momentum_keys, sorted(r.metrics)
+    tau = r.metrics["tau"]
+    assert tau.max() > 0
+    if pass_staleness:
+        np.testing.assert_array_equal(r.metrics["seen"], tau)
+    else:
+        np.testing.assert_array_equal(r.metrics["seen"], 0)
+
+
+def test_yellowfin_closed_loop_receives_the_staleness() -> None:
+    def run(pass_staleness: bool):
+        tx = optimizers.yellowfin(closed_loop=True, effective_workers=4.0, max_staleness=32)
+        return train(
+            mlp(),
+            tx,
+            digits_task(),
+            steps=60,
+            chunk=60,
+            staleness=stale.geometric(4, max_tau=32),
+            pass_staleness=pass_staleness,
+        )
+
+    passed, ignored = run(True), run(False)
+    assert np.all(np.isfinite(passed.metrics["loss"]))
+    # same batches and delays; only the staleness handed to the sensor differs
+    np.testing.assert_array_equal(passed.metrics["tau"], ignored.metrics["tau"])
+    assert passed.metrics["tau"].max() > 0
+    # the sensor pairs each gradient with the moves around x_{t - tau}: its readings, and through
+    # the feedback the applied momentum, differ as soon as a delay is passed
+    assert not np.array_equal(passed.metrics["mu_hat"], ignored.metrics["mu_hat"])
+    assert not np.array_equal(passed.metrics["mu_algo"], ignored.metrics["mu_algo"])

@@ -62,11 +62,16 @@ def test_per_step_readings_match_brute_force() -> None:
     # stale form: gradient applied at step t was evaluated at x_{t - tau_t}
     tau = rng.integers(0, 4, 29)
     rs = total_momentum_from_trajectory(x, g, 0.3, staleness=tau)
-    t = 20
-    if t - tau[t] >= 1 and not np.any((np.arange(29) - tau == t - tau[t])[t + 1 :]):
-        assert rs.per_step[t - tau[t]] == pytest.approx(
-            numpy_sensor(x, g[t], 0.3, t - tau[t]), rel=1e-4, abs=1e-5
-        )
+    # every evaluation point s >= 1 carries the reading of the latest step t with t - tau_t = s
+    latest = {int(t - tau[t]): t for t in range(29) if t - tau[t] >= 1}
+    # a point s is hit with probability 1 - (3/4)^4 = 0.68 (tau uniform on 0..3): 15 of 28 here
+    assert len(latest) >= 10
+    for s_point, t in latest.items():
+        assert rs.per_step[s_point] == pytest.approx(
+            numpy_sensor(x, g[t], 0.3, s_point), rel=1e-4, abs=1e-5
+        ), (s_point, t)
+    unpaired = sorted(set(range(29)) - set(latest))
+    assert unpaired and np.all(np.isnan(rs.per_step[unpaired]))
     zero = total_momentum_from_trajectory(x, g, 0.3, staleness=np.zeros(29, int))
     np.testing.assert_allclose(zero.per_step, r.per_step, equal_nan=True)
 

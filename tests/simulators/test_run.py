@@ -95,7 +95,11 @@ def test_divergence_is_flagged_frozen_and_recorded_as_inf() -> None:
     np.testing.assert_array_equal(tr.iterates[57:], frozen)  # frozen at the last accepted iterate
     # without a threshold, overflow is caught: x_1750 = 1.5^1750 ~ 1.5e308 would still be finite
     # but its update -2.5 x_1749 ~ -2.4e308 overflows, so the first non-finite iterate is t = 1750
-    inf = simulate(obj, heavy_ball(2.5, 0.0), 2000, jax.random.key(0), blowup=np.inf)
+    # (gradient only: the loss x^2/2 overflows from t ~ 875 on, and an optimizer that skips steps
+    # with a non-finite value would freeze the iterate there instead)
+    inf = simulate(
+        obj, heavy_ball(2.5, 0.0), 2000, jax.random.key(0), blowup=np.inf, pass_value=False
+    )
     assert inf.diverged and inf.diverged_at == 1750
     assert np.all(np.isfinite(inf.iterates))
 
@@ -173,3 +177,41 @@ def test_bad_sweep_arguments() -> None:
         sweep(heavy_ball, {}, obj, 5, jax.random.key(0))
     with pytest.raises(ValueError, match="learning_rate"):
         product_grid(learning_rate=[])
+
+
+def test_sweep_grid_names_must_fit_the_factory() -> None:
+    obj = quadratic([1.0, 2.0])
+    key = jax.random.key(0)
+    # a name the factory does not take: ValueError naming it and the accepted names
+    with pytest.raises(ValueError, match=r"'lr'.*accepted names.*'learning_rate', 'momentum'"):
+        sweep(heavy_ball, {"lr": [0.1], "momentum": [0.5]}, obj, 5, key)
+    # a required parameter the grid does not give
+    with pytest.raises(ValueError, match=r"required.*'momentum'"):
+        sweep(heavy_ball, {"learning_rate": [0.1]}, obj, 5, key)
+    # factories with **kwargs or defaults are accepted as they are
+    tr = sweep(lambda **kw: optax.sgd(kw["learning_rate"]), {"learning_rate": [0.1]}, obj, 5, key)
+    assert tr.distances.shape == (1, 1, 6)
+    tr = sweep(
+        lambda learning_rate, momentum=0.0: optax.sgd(learning_rate, momentum),
+        {"learning_rate": [0.1]},
+        obj,
+        5,
+        key,
+    )
+    assert tr.distances.shape == (1, 1, 6)
+
+
+def test_sweep_compiles_once_per_objective_instance() -> None:
+    """What the README and the docstring state about the compilation cache."""
+    from simulators.sweep import _sweep_jit
+
+    obj = quadratic([1.0, 3.0])
+    key = jax.random.key(0)
+    g = {"learning_rate": [0.1, 0.2], "momentum": [0.5, 0.5]}
+    sweep(heavy_ball, g, obj, 7, key)
+    size = _sweep_jit._cache_size()
+    sweep(heavy_ball, {"learning_rate": [0.3, 0.1], "momentum": [0.1, 0.2]}, obj, 7, key)
+    sweep(heavy_ball, g, obj, 7, jax.random.key(1), x0=[2.0, 2.0])
+    assert _sweep_jit._cache_size() == size  # new values, same instance and shapes: reused
+    sweep(heavy_ball, g, quadratic([1.0, 3.0]), 7, key)
+    assert _sweep_jit._cache_size() == size + 1  # an identical new instance compiles again
