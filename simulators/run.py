@@ -112,7 +112,9 @@ def run_core(
         updates, new_state = opt.update(g, state, x, **extra)
         new_x = optax.apply_updates(x, updates)
         d = jnp.linalg.norm(new_x - x_star)
-        ok = jnp.all(jnp.isfinite(new_x)) & (d <= limit)
+        # a non-finite loss at x_t means the run has left the representable range even when the
+        # iterate has not; an optimizer that skips such steps would otherwise freeze it unflagged
+        ok = jnp.all(jnp.isfinite(new_x)) & (d <= limit) & jnp.isfinite(value)
         div_at = jnp.where(alive & ~ok, t + 1, div_at)
         keep = alive & ok
         x = jnp.where(keep, new_x, x)
@@ -186,7 +188,8 @@ def simulate(
         record_coords: indices of the coordinates to record; default all.
         pass_value: pass ``value=loss`` to the optimizer.
         blowup: divergence threshold on ``||x_t - x*|| / max(||x0 - x*||, 1)``; ``inf`` flags
-            only non-finite iterates.
+            only non-finite iterates. A non-finite loss at ``x_t`` also flags the run, at step
+            ``t + 1`` (the step that could not be taken).
 
     Returns:
         A :class:`Trajectory` of NumPy arrays.

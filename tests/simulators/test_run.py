@@ -93,15 +93,18 @@ def test_divergence_is_flagged_frozen_and_recorded_as_inf() -> None:
     assert np.all(np.isinf(tr.losses[57:]))
     frozen = np.broadcast_to(tr.iterates[56], tr.iterates[57:].shape)
     np.testing.assert_array_equal(tr.iterates[57:], frozen)  # frozen at the last accepted iterate
-    # without a threshold, overflow is caught: x_1750 = 1.5^1750 ~ 1.5e308 would still be finite
-    # but its update -2.5 x_1749 ~ -2.4e308 overflows, so the first non-finite iterate is t = 1750
-    # (gradient only: the loss x^2/2 overflows from t ~ 875 on, and an optimizer that skips steps
-    # with a non-finite value would freeze the iterate there instead)
-    inf = simulate(
-        obj, heavy_ball(2.5, 0.0), 2000, jax.random.key(0), blowup=np.inf, pass_value=False
-    )
-    assert inf.diverged and inf.diverged_at == 1750
-    assert np.all(np.isfinite(inf.iterates))
+    # without a threshold, overflow is caught. The loss x^2/2 is evaluated as x * x first, which
+    # overflows float64 once 2 t ln 1.5 > ln(DBL_MAX) = 709.78, i.e. from x_876 on: the step from
+    # x_876 is the first that cannot be taken, with or without passing the loss to the optimizer
+    # (an optimizer that skips non-finite losses must not freeze the run unflagged). The iterate
+    # alone would stay finite until t = 1750 (1.5^1750 ~ 1.5e308).
+    for pass_value in (True, False):
+        inf = simulate(
+            obj, heavy_ball(2.5, 0.0), 2000, jax.random.key(0), blowup=np.inf, pass_value=pass_value
+        )
+        assert inf.diverged and inf.diverged_at == 877
+        assert np.isfinite(inf.losses[875]) and np.isinf(inf.losses[876])
+        assert np.all(np.isfinite(inf.iterates))
 
 
 @pytest.mark.usefixtures("x64")
