@@ -8,10 +8,10 @@ every non-finite result is either reported as such or turned into that one-line 
 Overflow policy. A result beyond the float64 range of a well-posed question is a legitimate
 answer: ``rate`` with ``alpha * h`` above ``1.8e308`` is divergent and its radius (about
 ``alpha h``) is printed as ``inf`` (``null`` in JSON), exit status 0; ``singlestep`` with ``p``
-beyond the range shows ``p = inf`` and still solves (``sqrt(mu)`` then rounds to 0). When a
-quantity the answer is built from overflows (the robust interval's ends in ``region``,
-SingleStep's ``alpha``), the input is rejected, naming the curvature that is too small and the
-range that works.
+beyond the range shows ``p = inf`` and still solves (the root ``sqrt(mu) ~ 1/p`` is then subnormal
+or 0). When a quantity the answer is built from overflows (the robust interval's ends in
+``region``, SingleStep's ``alpha``), the input is rejected, naming the curvature that is too small
+and the range that works.
 """
 
 from __future__ import annotations
@@ -111,7 +111,9 @@ def _region(mu: float, h_min: float, h_max: float, as_json: bool) -> None:
             )
     kappa = _ratio(h_max, h_min)  # inf when beyond float64; not used in any formula
     nonempty = lo <= hi
-    mu_min = float(theory.polyak_tuning(h_min, h_max)[1])  # minimal robust momentum of kappa
+    # the minimal robust momentum of kappa, from h_min and h_max: Polyak's mu equals
+    # min_robust_momentum(h_max / h_min) (see its docstring) and stays finite when kappa is not
+    mu_min = float(theory.polyak_tuning(h_min, h_max)[1])
     rows = {
         "mu": mu,
         "h_min": h_min,
@@ -153,28 +155,22 @@ def singlestep(
 
 
 def _singlestep(grad_var: float, dist: float, h_min: float, h_max: float, as_json: bool) -> None:
-    mu, alpha = (float(x) for x in theory.singlestep(grad_var, dist, h_min, h_max))
+    parts = theory._singlestep_parts(grad_var, dist, h_min, h_max)
+    mu, alpha = float(parts.mu), float(parts.alpha)
     if not math.isfinite(alpha):  # alpha <= 1 / h_min always
         raise ValueError(
             f"h_min must be >= {1.0 / _FLOAT_MAX:.3g} here: SingleStep's alpha = "
             f"(1 - sqrt(mu))^2 / h_min overflows float64 (got h_min={h_min:g})"
         )
-    mu_lb = float(theory.polyak_tuning(h_min, h_max)[1])  # minimal robust momentum of kappa
-    p = float(theory.singlestep_p(grad_var, dist, h_min))  # inf when C = 0 or beyond float64
-    # p beyond float64: sqrt(mu) ~ 1/p is below the normal range, i.e. 0 as C -> 0
-    x = float(theory.singlestep_root(p)) if math.isfinite(p) else 0.0
-    # the cubic's own alpha (no dynamic-range bound); the bound, when active, lowers alpha to
-    # Polyak's. Compared on alpha because x and sqrt(mu_lb) can both round to 1.
-    alpha_root = float(theory.singlestep(grad_var, dist, h_min, h_min)[1])
     rows = {
         "grad_var": grad_var,
         "dist_to_opt": dist,
         "h_min": h_min,
         "h_max": h_max,
-        "p": p,
-        "root_sqrt_mu": x,
-        "dynamic_range_bound": mu_lb,
-        "bound_active": alpha < alpha_root,
+        "p": float(parts.p),  # inf when C = 0 or beyond float64
+        "root_sqrt_mu": float(parts.root),  # the cubic's root, before the bound
+        "dynamic_range_bound": float(parts.mu_lb),  # minimal robust momentum of kappa
+        "bound_active": bool(parts.bound_active),
         "mu": mu,
         "alpha": alpha,
         "rate": _worst_radius(alpha, mu, h_min, h_max) if alpha > 0 else 1.0,

@@ -1,4 +1,4 @@
-"""Test-wide configuration: float64 in JAX where a test asks for it, and the gpu marker."""
+"""Test-wide configuration: the ``x64`` fixture (float64 in JAX for one test) and the gpu marker."""
 
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def x64():
+    """Enable float64 in JAX for one test (``@pytest.mark.usefixtures("x64")``), then restore."""
+    import jax
+
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", old)

@@ -48,6 +48,7 @@ from theory.noise_floor import (
     stationary_loss,
     stationary_variance,
 )
+from theory.singlestep import _singlestep_parts as _singlestep_parts  # private: for the CLI
 from theory.singlestep import singlestep, singlestep_objective, singlestep_p, singlestep_root
 from theory.symbolic import Derivation, SymbolicCheckError, derivations
 from theory.transients import chebyshev_bound, error_gain, peak_transient

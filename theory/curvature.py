@@ -74,6 +74,19 @@ def generalized_curvature(fprime: Derivative, x_star: float, x: ArrayLike) -> Fl
     return h.reshape(x.shape)
 
 
+def _check_ends(lo: FloatArray, hi: FloatArray) -> None:
+    """Check ``lo < hi`` elementwise (broadcast, finite arrays); the message names ``lo``.
+
+    Raises:
+        ValueError: ``"lo must lie in (-inf, hi) (got lo=..., hi=...)"`` for the first pair with
+            ``lo >= hi``.
+    """
+    bad = ~(lo < hi)
+    if np.any(bad):
+        lo_bad, hi_bad = float(lo[bad].flat[0]), float(hi[bad].flat[0])
+        raise ValueError(f"lo must lie in (-inf, hi) (got lo={lo_bad:g}, hi={hi_bad:g})")
+
+
 def _refine(h: Callable[[float], float], grid: FloatArray, i: int, sign: float) -> float:
     """Polish an extremum of ``sign * h`` found at grid index ``i`` within its neighbour cells."""
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
@@ -143,10 +156,7 @@ def curvature_range(
     x_star_, lo_, hi_ = v.broadcast(
         names, v.as_finite("x_star", x_star), v.as_finite("lo", lo), v.as_finite("hi", hi)
     )
-    bad = ~(lo_ < hi_)
-    if np.any(bad):
-        lo_bad, hi_bad = float(lo_[bad].flat[0]), float(hi_[bad].flat[0])
-        raise ValueError(f"lo must lie in (-inf, hi) (got lo={lo_bad:g}, hi={hi_bad:g})")
+    _check_ends(lo_, hi_)
     n_ = int(v.integer("n", n, lo=2))
     return v.elementwise(
         lambda xs, a, b: _range_one(fprime, xs, a, b, n_),
@@ -216,10 +226,7 @@ def robust_on_interval(
         v.as_finite("lo", lo),
         v.as_finite("hi", hi),
     )
-    bad = ~(arrays[3] < arrays[4])
-    if np.any(bad):
-        lo_bad, hi_bad = float(arrays[3][bad].flat[0]), float(arrays[4][bad].flat[0])
-        raise ValueError(f"lo must lie in (-inf, hi) (got lo={lo_bad:g}, hi={hi_bad:g})")
+    _check_ends(arrays[3], arrays[4])
     n_ = int(v.integer("n", n, lo=2))
     (out,) = v.elementwise(
         lambda a, m, xs, l, h: _robust_one(a, m, fprime, xs, l, h, n_), names, arrays, (bool,)

@@ -25,6 +25,7 @@ Numerics: for ``mu >= 0`` the discriminant is evaluated factored,
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -292,6 +293,12 @@ def min_robust_momentum(kappa: ArrayLike) -> FloatArray:
     ``mu = ((sqrt(kappa) - 1) / (sqrt(kappa) + 1))^2``, evaluated as
     ``((kappa - 1) / (sqrt(kappa) + 1)^2)^2``. Zhang & Mitliagkas (arXiv 1706.03471), Eq. (8).
 
+    This is Polyak's momentum: ``polyak_tuning(h_min, h_max)[1]`` equals
+    ``min_robust_momentum(h_max / h_min)`` (divide the numerator and denominator of
+    ``(sqrt(h_max) - sqrt(h_min)) / (sqrt(h_max) + sqrt(h_min))`` by ``sqrt(h_min)``), and it is
+    the form to use when only the two curvatures are known: it never forms ``kappa``, which may
+    lie beyond the float64 range although ``h_min`` and ``h_max`` do not.
+
     Args:
         kappa: condition number ``h_max / h_min``, ``>= 1``.
 
@@ -326,7 +333,9 @@ def polyak_tuning(h_min: ArrayLike, h_max: ArrayLike) -> tuple[FloatArray, Float
     ``alpha* = 4 / (sqrt(h_max) + sqrt(h_min))^2`` and
     ``mu* = ((sqrt(h_max) - sqrt(h_min)) / (sqrt(h_max) + sqrt(h_min)))^2``, evaluated as
     ``((h_max - h_min) / (sqrt(h_max) + sqrt(h_min))^2)^2``; the rate is ``sqrt(mu*)`` and both
-    extreme curvatures sit on the robust-region boundary. Polyak (1964), Thm. 9.
+    extreme curvatures sit on the robust-region boundary. Polyak (1964), Thm. 9. ``mu*`` is the
+    minimal robust momentum of ``kappa = h_max / h_min`` (:func:`min_robust_momentum`), computed
+    without forming ``kappa``.
 
     Args:
         h_min: smallest curvature, ``> 0``.
@@ -344,5 +353,32 @@ def polyak_tuning(h_min: ArrayLike, h_max: ArrayLike) -> tuple[FloatArray, Float
     h_max = v.positive("h_max", h_max)
     h_min, h_max = v.broadcast(("h_min", "h_max"), h_min, h_max)
     v.ordered("h_min", h_min, "h_max", h_max)
-    root_sum = np.sqrt(h_max) + np.sqrt(h_min)  # <= 2.7e154: the ratios below cannot overflow
-    return (2.0 / root_sum) ** 2, ((h_max - h_min) / root_sum / root_sum) ** 2
+    polyak = _polyak(h_min, h_max)
+    return polyak.alpha, polyak.sqrt_mu**2
+
+
+class _Polyak(NamedTuple):
+    alpha: FloatArray  # 4 / root_sum^2
+    sqrt_mu: FloatArray  # (sqrt(h_max) - sqrt(h_min)) / root_sum
+    root_h_min: FloatArray  # sqrt(h_min)
+    root_sum: FloatArray  # sqrt(h_max) + sqrt(h_min)
+
+
+def _polyak(h_min: FloatArray, h_max: FloatArray) -> _Polyak:
+    """Polyak's tuning and its parts, for validated ``0 < h_min <= h_max`` (no checks here).
+
+    ``sqrt(mu*) = (h_max - h_min) / root_sum^2`` is formed from the difference ``h_max - h_min``
+    (exact to one rounding), not from ``sqrt(h_max) - sqrt(h_min)``, and never from ``kappa``;
+    ``root_sum <= 2.7e154``, so ``sqrt(mu*) <= 1`` cannot overflow. ``alpha*`` overflows only
+    when ``4 / root_sum^2`` does (``h_max`` below ``~2e-308``): callers that must stay quiet wrap
+    the call in ``np.errstate``. Shared by :func:`polyak_tuning` and SingleStep's dynamic-range
+    bound (:func:`theory.singlestep.singlestep`).
+    """
+    root_h_min = np.sqrt(h_min)
+    root_sum = np.sqrt(h_max) + root_h_min
+    return _Polyak(
+        alpha=(2.0 / root_sum) ** 2,
+        sqrt_mu=(h_max - h_min) / root_sum / root_sum,
+        root_h_min=root_h_min,
+        root_sum=root_sum,
+    )

@@ -36,10 +36,13 @@ are near 1, where ``x`` and ``sqrt(mu_lb)`` may round to the same float.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from theory import _validate as v
+from theory.heavy_ball import _polyak
 
 FloatArray = NDArray[np.float64]
 
@@ -153,6 +156,11 @@ def _ldexp(m: FloatArray, e: NDArray[np.int64]) -> FloatArray:
 _SCALED_EXP = 600  # |log2 p| beyond which the one-term asymptotics are exact in float64
 
 
+def _p_value(m: FloatArray, e: NDArray[np.int64], no_noise: NDArray[np.bool_]) -> FloatArray:
+    """``p = m 2^e`` as a float64 (``inf`` or ``0`` beyond the range); ``inf`` where ``C = 0``."""
+    return np.where(no_noise, np.inf, _ldexp(m, e))
+
+
 def singlestep_p(grad_var: ArrayLike, dist_to_opt: ArrayLike, h_min: ArrayLike) -> FloatArray:
     """SingleStep's cubic parameter ``p = D^2 h_min^2 / (2 C)``, without spurious over/underflow.
 
@@ -180,7 +188,7 @@ def singlestep_p(grad_var: ArrayLike, dist_to_opt: ArrayLike, h_min: ArrayLike) 
     )
     no_noise = grad_var == 0.0
     m, e = _scaled_p(np.where(no_noise, 1.0, grad_var), dist_to_opt, h_min)
-    return np.where(no_noise, np.inf, _ldexp(m, e))
+    return _p_value(m, e, no_noise)
 
 
 def _root_scaled(
@@ -231,6 +239,65 @@ def _below_bound(
     return np.where(near_one, u_above, x < s_lb)
 
 
+class _Parts(NamedTuple):
+    """SingleStep's result with the intermediate quantities it is decided by."""
+
+    mu: FloatArray  # max(root^2, mu_lb)
+    alpha: FloatArray  # (1 - sqrt(mu))^2 / h_min
+    p: FloatArray  # D^2 h_min^2 / (2 C) as float64: inf when C = 0 or beyond the range
+    root: FloatArray  # x = sqrt(mu) of the cubic alone, before the dynamic-range bound
+    mu_lb: FloatArray  # the bound: Polyak's mu, the minimal robust momentum of h_max / h_min
+    bound_active: NDArray[np.bool_]  # x < sqrt(mu_lb): mu = mu_lb and Polyak's alpha
+
+
+def _singlestep_parts(
+    grad_var: ArrayLike, dist_to_opt: ArrayLike, h_min: ArrayLike, h_max: ArrayLike
+) -> _Parts:
+    """:func:`singlestep` with its parts: ``p``, the root ``x``, ``mu_lb`` and whether it binds.
+
+    Validates like :func:`singlestep`; every part comes from the one scaled computation, so the
+    parts are consistent with ``(mu, alpha)`` even where ``p`` or ``x`` is not a normal float64
+    (``x`` below ``2^-1074`` is 0 and ``p`` beyond ``1.8e308`` is ``inf``; the decisions use the
+    mantissa-exponent forms). Private: the theory CLI shows these parts.
+    """
+    grad_var = v.nonnegative("grad_var", grad_var)
+    dist_to_opt = v.nonnegative("dist_to_opt", dist_to_opt)
+    h_min = v.positive("h_min", h_min)
+    h_max = v.positive("h_max", h_max)
+    grad_var, dist_to_opt, h_min, h_max = v.broadcast(
+        ("grad_var", "dist_to_opt", "h_min", "h_max"), grad_var, dist_to_opt, h_min, h_max
+    )
+    v.ordered("h_min", h_min, "h_max", h_max)
+    if np.any((grad_var == 0.0) & (dist_to_opt == 0.0)):
+        raise ValueError(
+            "grad_var and dist_to_opt must not both be 0: need grad_var > 0 or dist_to_opt > 0 "
+            "(the objective is flat)"
+        )
+    no_noise = grad_var == 0.0
+    m, e = _scaled_p(np.where(no_noise, 1.0, grad_var), dist_to_opt, h_min)
+    x, um, ue = _root_scaled(m, e)
+    # C = 0: p = inf, x = 0 and 1 - x = 1
+    x = np.where(no_noise, 0.0, x)
+    um, ue = np.where(no_noise, 0.5, um), np.where(no_noise, 1, ue)
+    with np.errstate(under="ignore", over="ignore"):  # results beyond float64: 0 or inf
+        # sqrt(mu_lb) from h_max - h_min (kappa is never formed) and Polyak's alpha
+        polyak = _polyak(h_min, h_max)
+        bound = _below_bound(x, um, ue, polyak.sqrt_mu, polyak.root_h_min, polyak.root_sum)
+        mu_lb = polyak.sqrt_mu * polyak.sqrt_mu
+        mu = np.where(bound, mu_lb, x * x)
+    mh, eh = np.frexp(h_min)
+    alpha_root = _ldexp(um * um / mh, 2 * ue - eh)  # (1 - x)^2 / h_min, um^2 / mh in [1/8, 2)
+    alpha = np.where(bound, polyak.alpha, alpha_root)
+    return _Parts(
+        mu=np.asarray(mu),
+        alpha=np.asarray(alpha),
+        p=np.asarray(_p_value(m, e, no_noise)),
+        root=np.asarray(x),
+        mu_lb=np.asarray(mu_lb),
+        bound_active=np.asarray(bound),
+    )
+
+
 def singlestep(
     grad_var: ArrayLike, dist_to_opt: ArrayLike, h_min: ArrayLike, h_max: ArrayLike
 ) -> tuple[FloatArray, FloatArray]:
@@ -265,33 +332,5 @@ def singlestep(
         >>> round(float(mu), 9), round(float(alpha), 9)
         (0.16830136, 0.347810385)
     """
-    grad_var = v.nonnegative("grad_var", grad_var)
-    dist_to_opt = v.nonnegative("dist_to_opt", dist_to_opt)
-    h_min = v.positive("h_min", h_min)
-    h_max = v.positive("h_max", h_max)
-    grad_var, dist_to_opt, h_min, h_max = v.broadcast(
-        ("grad_var", "dist_to_opt", "h_min", "h_max"), grad_var, dist_to_opt, h_min, h_max
-    )
-    v.ordered("h_min", h_min, "h_max", h_max)
-    if np.any((grad_var == 0.0) & (dist_to_opt == 0.0)):
-        raise ValueError(
-            "grad_var and dist_to_opt must not both be 0: need grad_var > 0 or dist_to_opt > 0 "
-            "(the objective is flat)"
-        )
-    no_noise = grad_var == 0.0
-    m, e = _scaled_p(np.where(no_noise, 1.0, grad_var), dist_to_opt, h_min)
-    x, um, ue = _root_scaled(m, e)
-    # C = 0: p = inf, x = 0 and 1 - x = 1
-    x = np.where(no_noise, 0.0, x)
-    um, ue = np.where(no_noise, 0.5, um), np.where(no_noise, 1, ue)
-    root_h = np.sqrt(h_min)
-    root_sum = np.sqrt(h_max) + root_h  # <= 2.7e154: no overflow below
-    s_lb = (h_max - h_min) / root_sum / root_sum  # sqrt(mu_lb), h_max - h_min without kappa
-    bound = _below_bound(x, um, ue, s_lb, root_h, root_sum)
-    with np.errstate(under="ignore", over="ignore"):  # results beyond float64: 0 or inf
-        mu = np.where(bound, s_lb * s_lb, x * x)
-        alpha_lb = (2.0 / root_sum) ** 2  # Polyak's alpha = (1 - s_lb)^2 / h_min
-    mh, eh = np.frexp(h_min)
-    alpha_root = _ldexp(um * um / mh, 2 * ue - eh)  # (1 - x)^2 / h_min, um^2 / mh in [1/8, 2)
-    alpha = np.where(bound, alpha_lb, alpha_root)
-    return np.asarray(mu), np.asarray(alpha)
+    parts = _singlestep_parts(grad_var, dist_to_opt, h_min, h_max)
+    return parts.mu, parts.alpha

@@ -58,6 +58,39 @@ def test_singlestep_json_matches_theory(capsys) -> None:
     assert out["mu"] == pytest.approx(out["root_sqrt_mu"] ** 2, rel=1e-15)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("0.5", "2", "1", "50"),  # bound active
+        ("0.5", "2", "1", "1.5"),  # the root decides
+        ("1", "1e160", "1", "100"),  # p = 5e319 beyond float64: the root 2e-320 is subnormal
+        ("0", "1", "1", "100"),  # C = 0
+        ("1", "1", "1e-320", "1e300"),  # kappa = 1e620 beyond float64
+    ],
+)
+def test_singlestep_rows_are_the_parts_theory_decides_by(capsys, monkeypatch, args) -> None:
+    """p, the root, the bound and its activity are those of one SingleStep evaluation, not
+    recomputed: the CLI runs with the public SingleStep functions disabled."""
+    grad_var, dist, h_min, h_max = args
+    parts = theory._singlestep_parts(*(float(a) for a in args))
+
+    def disabled(*_args, **_kwargs):
+        raise AssertionError("SingleStep computed a second time")
+
+    for name in ("singlestep", "singlestep_p", "singlestep_root", "polyak_tuning"):
+        monkeypatch.setattr(theory, name, disabled)
+    argv = ["theory", "singlestep", "--grad-var", grad_var, "--dist", dist]
+    out = _quiet_json(capsys, [*argv, "--h-min", h_min, "--h-max", h_max])
+    p = float(parts.p)
+    assert out["p"] == (p if math.isfinite(p) else None)
+    assert out["root_sqrt_mu"] == float(parts.root)
+    assert out["dynamic_range_bound"] == float(parts.mu_lb)
+    assert out["bound_active"] is bool(parts.bound_active)
+    assert (out["mu"], out["alpha"]) == (float(parts.mu), float(parts.alpha))
+    if args[1] == "1e160":  # x = 1 / (p + 3) ~ 2e-320, to the subnormal spacing 4.9e-324
+        assert out["p"] is None and out["root_sqrt_mu"] == pytest.approx(2e-320, rel=1e-3)
+
+
 def test_singlestep_without_noise_gives_null_p(capsys) -> None:
     out = _json(
         capsys,

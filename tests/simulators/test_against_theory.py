@@ -27,14 +27,6 @@ from simulators.sweep import product_grid, sweep
 from theory.noise_floor import nqm_floor, nqm_spectrum, stationary_loss
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 def hb(learning_rate, momentum):
     return heavy_ball(learning_rate, momentum)
 

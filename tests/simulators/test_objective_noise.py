@@ -40,14 +40,6 @@ CONSTRUCTORS: dict[str, Callable[..., Objective]] = {
 }
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 def _draws(obj: Objective, x: jax.Array) -> tuple[np.ndarray, np.ndarray]:
     keys = jax.random.split(jax.random.key(1), N)
     vals, grads = jax.jit(jax.vmap(lambda k: obj.value_and_grad(x, k)))(keys)

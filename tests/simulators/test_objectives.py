@@ -24,14 +24,6 @@ from simulators.objectives import (
 from theory.noise_floor import nqm_spectrum
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 def fprime(obj: Objective):
     g = jax.jit(jax.vmap(lambda v: obj.grad(jnp.atleast_1d(v))[0]))
     return lambda x: np.asarray(g(jnp.asarray(np.atleast_1d(x), jnp.float64)))

@@ -13,14 +13,6 @@ from simulators.run import Trajectory, simulate
 from simulators.sweep import product_grid, sweep
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 def numpy_heavy_ball(h, q, x0, alpha, mu, steps):
     """Reference recursion x_{t+1} = x_t - alpha g_t + mu (x_t - x_{t-1}), x_{-1} = x_0."""
     hess = q @ np.diag(h) @ q.T

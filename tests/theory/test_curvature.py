@@ -108,6 +108,7 @@ def test_scalar_only_callable() -> None:
         (lambda: generalized_curvature(lambda x: x * np.nan, 0.0, 1.0), "fprime", "finite values"),
         (lambda: generalized_curvature(3.0, 0.0, 1.0), "fprime", "a callable"),
         (lambda: curvature_range(np.sin, 0.0, 1.0, 1.0), "lo", "(-inf, hi)"),
+        (lambda: robust_on_interval(0.1, 0.5, np.sin, 0.0, 2.0, 1.0), "lo", "(-inf, hi)"),
         (lambda: curvature_range(np.sin, 0.0, 0.0, 1.0, n=1), "n", "an integer >= 2"),
         (lambda: robust_on_interval(0.0, 0.5, np.sin, 0.0, 0.0, 1.0), "alpha", "(0, inf)"),
         (lambda: robust_on_interval(0.1, 1.0, np.sin, 0.0, 0.0, 1.0), "mu", "[0, 1)"),
@@ -146,5 +147,8 @@ def test_shape_mismatch_names_the_parameters() -> None:
         curvature_range(np.sin, 0.0, [0.0, 1.0], [2.0, 3.0, 4.0])
     with pytest.raises(ValueError, match=r"^alpha, mu, x_star, lo, hi must have broadcastable"):
         robust_on_interval([0.1, 0.2], [0.5, 0.6, 0.7], np.sin, 0.0, 0.0, 1.0)
+    # the same check and message in both functions, on the first bad pair after broadcasting
     with pytest.raises(ValueError, match=r"^lo must lie in \(-inf, hi\) \(got lo=2, hi=2\)"):
         curvature_range(np.sin, 0.0, [0.0, 2.0], 2.0)
+    with pytest.raises(ValueError, match=r"^lo must lie in \(-inf, hi\) \(got lo=3, hi=1\)"):
+        robust_on_interval(0.1, 0.5, np.sin, 0.0, [[0.0], [3.0]], [1.0, 2.0])

@@ -237,6 +237,37 @@ def test_min_robust_momentum_small_kappa_no_cancellation() -> None:
     np.testing.assert_allclose(tolerated_dynamic_range(0.0), 1.0, rtol=0)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-300.0, 300.0), st.floats(np.log10(2.0), 300.0))
+def test_polyak_momentum_is_the_minimal_robust_momentum(log_h_min: float, log_kappa: float) -> None:
+    """polyak_tuning(h_min, h_max)[1] == min_robust_momentum(h_max / h_min) at any scale.
+
+    Both are a few roundings of the same value for kappa >= 2 (no cancellation in h_max - h_min
+    nor in kappa - 1 beyond a factor kappa / (kappa - 1) <= 2): about 5 eps for Polyak's form
+    (difference, two square roots, two divisions, squared) and 7 eps for the kappa form (kappa
+    rounded, then the same steps); measured at most ~4 eps each against 40 digits, so they agree
+    to 16 eps.
+    """
+    h_min = 10.0**log_h_min
+    h_max = h_min * 10.0**log_kappa
+    if not np.isfinite(h_max):  # 1e300 * 1e300: outside the domain of both
+        return
+    mu_polyak = float(polyak_tuning(h_min, h_max)[1])
+    mu_kappa = float(min_robust_momentum(h_max / h_min))
+    assert abs(mu_polyak - mu_kappa) <= 16 * EPS * mu_kappa
+
+
+def test_polyak_momentum_needs_no_kappa() -> None:
+    """h_max / h_min = 1e600 is not a float64: min_robust_momentum cannot take it, polyak can."""
+    with np.errstate(over="ignore"):
+        kappa = np.float64(1e300) / np.float64(1e-300)
+    with pytest.raises(ValueError, match=r"^kappa must lie in \[1, inf\)"):
+        min_robust_momentum(kappa)
+    # mu = 1 - 8e-300 (1 - sqrt(mu) = 2 sqrt(h_min) / (sqrt(h_max) + sqrt(h_min)) = 2e-300),
+    # to the ~5 eps of its roundings
+    assert abs(float(polyak_tuning(1e-300, 1e300)[1]) - 1.0) <= 8 * EPS
+
+
 @pytest.mark.parametrize("kappa", [1.0, 4.0, 100.0, 1e4])
 def test_polyak_tuning_is_the_minimax_optimum(kappa: float) -> None:
     h_min, h_max = 0.5, 0.5 * kappa

@@ -7,11 +7,13 @@ import re
 import mpmath as mp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
 from scipy.optimize import minimize_scalar
 
 from theory import (
+    _singlestep_parts,
     min_robust_momentum,
     polyak_tuning,
     robust_interval,
@@ -182,16 +184,15 @@ def test_bad_input_names_the_parameter_and_its_range(call, name: str, valid: str
     assert valid in str(info.value), str(info.value)
 
 
-def reference_singlestep(
+def reference_parts(
     grad_var: float, dist: float, h_min: float, h_max: float
-) -> tuple[mp.mpf, mp.mpf]:
-    """(mu, alpha) at 60 digits with mpmath's unbounded exponents (no under/overflow).
+) -> tuple[mp.mpf, mp.mpf, mp.mpf, mp.mpf]:
+    """``(x, 1 - x, 1 - sqrt(mu_lb), sqrt(h_max) + sqrt(h_min))`` at 60 digits (mpmath's
+    unbounded exponents: no under/overflow).
 
     p = D^2 h_min^2 / (2C) exactly; for p <= 1 Newton on u^3 + p u - p = 0 (u = 1 - x) from
     u = p^(1/3), for p > 1 on (1 - x)^3 - p x = 0 from x = 1/(p + 3); both converge
-    monotonically (convex, monotone functions started on the far side). The dynamic-range bound is
-    compared on the complements u > 1 - sqrt(mu_lb), which stay accurate when x and sqrt(mu_lb)
-    are both within 1e-300 of 1.
+    monotonically (convex, monotone functions started on the far side).
     """
     with mp.workdps(60):
         c, d, lo, hi = (mp.mpf(v) for v in (grad_var, dist, h_min, h_max))
@@ -218,10 +219,22 @@ def reference_singlestep(
                     x = new
                 u = 1 - x
         root_sum = mp.sqrt(hi) + mp.sqrt(lo)
-        u_lb = 2 * mp.sqrt(lo) / root_sum
+        return x, u, 2 * mp.sqrt(lo) / root_sum, root_sum
+
+
+def reference_singlestep(
+    grad_var: float, dist: float, h_min: float, h_max: float
+) -> tuple[mp.mpf, mp.mpf]:
+    """(mu, alpha) at 60 digits.
+
+    The dynamic-range bound is compared on the complements u > 1 - sqrt(mu_lb), which stay
+    accurate when x and sqrt(mu_lb) are both within 1e-300 of 1.
+    """
+    x, u, u_lb, root_sum = reference_parts(grad_var, dist, h_min, h_max)
+    with mp.workdps(60):
         if u > u_lb:  # x < sqrt(mu_lb): the bound is active, Polyak's alpha
             return (1 - u_lb) ** 2, 4 / root_sum**2
-        return x**2, u**2 / lo
+        return x**2, u**2 / mp.mpf(h_min)
 
 
 def _close(got: float, want: mp.mpf, ulps: float) -> bool:
@@ -258,7 +271,7 @@ def test_extreme_scales_against_a_60_digit_reference(
     assert _close(float(alpha), alpha_ref, 16), (float(alpha), alpha_ref)
 
 
-def test_underflow_case_of_the_issue() -> None:
+def test_alpha_does_not_underflow() -> None:
     """singlestep(1, 1, 1e-200, 1e-200): alpha = 2^(-2/3) 1e-200^(1/3), computed, not 0."""
     _, alpha = singlestep(1.0, 1.0, 1e-200, 1e-200)
     with mp.workdps(50):
@@ -267,28 +280,77 @@ def test_underflow_case_of_the_issue() -> None:
     assert 1.35e-67 < float(alpha) < 1.36e-67
 
 
+@st.composite
+def scales(draw: st.DrawFn) -> tuple[float, float, float, float]:
+    """``(C, D, h_min, h_max)``: C, D, h_min anywhere in 1e-300..1e300, ``kappa`` in 2..1e10.
+
+    ``h_max = h_min kappa`` must itself be a float64 (finite, below 1.8e308), so ``kappa`` is
+    drawn below ``1e308 / h_min`` (``log10 kappa <= 308 - log10 h_min``, at least 8 because
+    ``h_min <= 1e300``): every draw lies in the domain, and the largest curvatures come with the
+    widest spectra they allow.
+    """
+    log_c, log_d, log_h = (draw(st.floats(-300.0, 300.0)) for _ in range(3))
+    log_kappa = draw(st.floats(0.3, min(10.0, 308.0 - log_h)))
+    h_min = 10.0**log_h
+    return 10.0**log_c, 10.0**log_d, h_min, h_min * 10.0**log_kappa
+
+
+EDGE = (1.0, 1.0, 1e299, 1e299 * 10.0**9.0)  # h_max = 1e308: the widest kappa at h_min = 1e299
+
+
 @settings(max_examples=200, deadline=None)
-@given(
-    st.floats(-300.0, 300.0),
-    st.floats(-300.0, 300.0),
-    st.floats(-300.0, 300.0),
-    st.floats(0.3, 10.0),
-)
-def test_any_scale_matches_the_reference(
-    log_c: float, log_d: float, log_h: float, log_kappa: float
-) -> None:
-    """C, D, h_min anywhere in 1e-300..1e300 and kappa >= 2: mu and alpha to 16 ulps.
+@given(scales())
+@example(EDGE)
+def test_any_scale_matches_the_reference(args: tuple[float, float, float, float]) -> None:
+    """mu and alpha to 16 ulps wherever C, D and h_min lie in 1e-300..1e300 and kappa >= 2.
 
     kappa >= 2 keeps h_max - h_min (in sqrt(mu_lb)) well conditioned; at the switch between the
     root and the bound, mu = max(x^2, mu_lb) and alpha are continuous, so a decision flipped by
     rounding changes neither beyond that tolerance.
     """
-    c, d, h = 10.0**log_c, 10.0**log_d, 10.0**log_h
-    h_max = h * 10.0**log_kappa
+    c, d, h, h_max = args
+    assert all(np.isfinite(args)) and 0.0 < h < h_max
     mu, alpha = singlestep(c, d, h, h_max)
     mu_ref, alpha_ref = reference_singlestep(c, d, h, h_max)
     assert _close(float(mu), mu_ref, 16), (float(mu), mu_ref)
     assert _close(float(alpha), alpha_ref, 16), (float(alpha), alpha_ref)
+
+
+def test_scales_stay_in_the_domain() -> None:
+    """No draw has h_max = inf (as log10 h_min = 299 with log10 kappa = 10 did): a search for
+    one fails. The other three are finite by their bounds."""
+    with pytest.raises(NoSuchExample):
+        find(
+            scales(),
+            lambda a: not (np.isfinite(a[3]) and 0.0 < a[2] < a[3]),
+            settings=settings(max_examples=500, database=None),
+        )
+
+
+@settings(max_examples=100, deadline=None)
+@given(scales())
+@example((1.0, 1e160, 1.0, 100.0))  # p = 5e319 beyond float64: x = 2e-320 (subnormal), not 0
+@example((0.0, 1.0, 1.0, 100.0))  # C = 0: p = inf, x = 0, the bound decides
+def test_parts_are_what_singlestep_is_decided_by(args: tuple[float, float, float, float]) -> None:
+    """p, the cubic's root, mu_lb and the decision: bitwise those of the public functions and of
+    the result, the root to 16 ulps and the decision as the 60-digit reference's."""
+    c, d, h, h_max = args
+    parts = _singlestep_parts(c, d, h, h_max)
+    mu, alpha = singlestep(c, d, h, h_max)
+    assert (parts.mu, parts.alpha) == (mu, alpha)
+    assert parts.p == singlestep_p(c, d, h)
+    assert parts.mu_lb == polyak_tuning(h, h_max)[1]
+    assert parts.mu == (parts.mu_lb if parts.bound_active else parts.root**2)
+    if parts.bound_active:  # one helper: Polyak's alpha exactly
+        assert parts.alpha == polyak_tuning(h, h_max)[0]
+    x, u, u_lb, _ = reference_parts(c, d, h, h_max)
+    assert _close(float(parts.root), x, 16), (float(parts.root), x)
+    with mp.workdps(60):
+        # float64 decides on quantities good to a few ulps: a tie closer than that may flip
+        s_lb = 1 - u_lb
+        clear = abs(u / u_lb - 1) > 1e-13 and (x == 0 or abs(x / s_lb - 1) > 1e-13)
+        if clear:
+            assert bool(parts.bound_active) == bool(u > u_lb)
 
 
 def test_p_is_formed_without_spurious_under_or_overflow() -> None:
