@@ -28,7 +28,12 @@ them):
 Once per model, after all its optimizers ran, ``process_peak`` records the process's peak so far:
 ``device.memory_stats()["peak_bytes_in_use"]`` on a GPU, the maximum resident set
 (``getrusage``) on the CPU. It is cumulative over the process (every optimizer and model before
-it), not a per-optimizer number. The JSON is written atomically to ``benchmarks/results/gpu.json``.
+it), not a per-optimizer number.
+
+The machine's load is recorded as ``load_average`` (``os.getloadavg()``: 1, 5 and 15 minute
+averages) at the ``start`` of the run, which shows the other work on the machine, and at its
+``end``, which also counts the benchmark's own threads; with ``cpu_count`` it tells how shared the
+CPU was. The JSON is written atomically to ``benchmarks/results/gpu.json``.
 """
 
 from __future__ import annotations
@@ -181,6 +186,11 @@ def bench_model(name: str, make_model: Callable[[], nnx.Module], task, steps: in
     }
 
 
+def load_average() -> list[float] | None:
+    """``os.getloadavg()`` (1, 5 and 15 minute averages), or None where the OS has none."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
 def write_atomic(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -214,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
             5,
         )
     t0 = time.perf_counter()
+    load_start = load_average()
     images = classification_task(synthetic_images(2048), res_batch)
     text = load_text()
     lm_task = language_model_task(text, batch_size=lstm_batch[0], seq_len=lstm_batch[1])
@@ -244,6 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
         "results": results,
         "versions": {p: importlib.metadata.version(p) for p in ("jax", "optax", "flax")},
         "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "load_average": {"start": load_start, "end": load_average()},
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_time_s": time.perf_counter() - t0,
     }
@@ -253,6 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{r['model']}: adam {r['step_time_s']['adam'] * 1e3:.2f} ms/step; {rel}")
         mem = ", ".join(f"{k} {v['opt_state_bytes'] / 1e6:.2f} MB" for k, v in r["memory"].items())
         print(f"  optimizer state: {mem}; process peak {r['process_peak']['bytes'] / 1e9:.2f} GB")
+    print(f"load average (1, 5, 15 min): start {load_start}, end {payload['load_average']['end']}")
     return payload
 
 

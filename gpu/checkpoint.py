@@ -131,7 +131,19 @@ def tree_digest(tree: Any, *, values: bool = True) -> str:
 
 
 def encode_fingerprint(fingerprint: Mapping[str, str]) -> np.ndarray:
-    """A fingerprint (component name -> string) as the uint8 array stored in a checkpoint."""
+    """A fingerprint (component name -> string) as the uint8 array stored in a checkpoint.
+
+    The array holds the UTF-8 bytes of the JSON object with sorted keys, so equal fingerprints
+    give equal arrays whatever the order of their components. Pass it to :func:`save_checkpoint`
+    as ``extra={FINGERPRINT: encode_fingerprint(fp)}``; :func:`check_fingerprint` reads it back.
+
+    Example:
+        >>> a = encode_fingerprint({"seed": "0", "task": "digits"})
+        >>> a.dtype, bytes(a).decode()
+        (dtype('uint8'), '{"seed": "0", "task": "digits"}')
+        >>> np.array_equal(a, encode_fingerprint({"task": "digits", "seed": "0"}))
+        True
+    """
     return np.frombuffer(json.dumps(dict(fingerprint), sort_keys=True).encode(), dtype=np.uint8)
 
 
@@ -142,6 +154,17 @@ def check_fingerprint(path: str | Path, fingerprint: Mapping[str, str]) -> None:
     Raises:
         FileNotFoundError: when ``path`` does not exist.
         ValueError: a different run, or a checkpoint without a fingerprint.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "ckpt.npz"
+        >>> fp = {"seed": "0", "task": "digits"}
+        >>> _ = save_checkpoint(path, {"w": np.zeros(3)}, {FINGERPRINT: encode_fingerprint(fp)})
+        >>> check_fingerprint(path, fp)  # same run: returns None
+        >>> check_fingerprint(path, {"seed": "1", "task": "digits"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint ... different run: seed (checkpoint 0, this run 1); refusing ...
     """
     path = Path(path)
     if not path.is_file():

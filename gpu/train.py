@@ -178,6 +178,30 @@ def run_fingerprint(
     function (``optax.adam(1e-3)`` and ``optax.adam(1e-2)`` start from the same state); name those
     in ``run_config``. ``model`` digests the parameter structure only, not the initial values,
     which the checkpoint replaces.
+
+    Returns:
+        ``{component: string}`` for ``seed``, ``task``, ``model``, ``optimizer``, ``staleness``,
+        ``pass_staleness``, ``track`` and ``run_config``; stored with
+        :func:`gpu.checkpoint.encode_fingerprint` and compared by
+        :func:`gpu.checkpoint.check_fingerprint`.
+
+    Example:
+        >>> from gpu.data import load_digits
+        >>> from gpu.models import MLP
+        >>> from gpu.tasks import classification_task
+        >>> task = classification_task(load_digits(), 32)
+        >>> def fingerprint(tx, seed=0):
+        ...     _, state = init_state(MLP(64, (16,), 10, rngs=nnx.Rngs(seed)), tx, seed)
+        ...     return run_fingerprint(state, task, seed, None, False, None, {"lr": 0.1})
+        >>> fp = fingerprint(optax.sgd(0.1, 0.9))
+        >>> fp["seed"], fp["run_config"]
+        ('0', '{"lr": 0.1}')
+        >>> fp == fingerprint(optax.sgd(0.1, 0.9))  # the same run, rebuilt
+        True
+        >>> fp["optimizer"] == fingerprint(optax.adam(1e-3))["optimizer"]
+        False
+        >>> fp["model"] == fingerprint(optax.sgd(0.1, 0.9), seed=1)["model"]  # structure only
+        True
     """
     config = (
         None if run_config is None else json.dumps(dict(run_config), sort_keys=True, default=str)

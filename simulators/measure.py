@@ -40,6 +40,18 @@ def _weighted_slope(t: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         return sxy / sxx
 
 
+def _check_index(name: str, value: object, n: int) -> int:
+    """``value`` as an int in ``[0, n]`` or ``ValueError`` naming ``name`` and the range."""
+    msg = f"{name} must be an integer in [0, {n}] (got {value!r})"
+    try:
+        v = check_positive_int(name, value, minimum=0)
+    except ValueError as err:
+        raise ValueError(msg) from err
+    if v > n:
+        raise ValueError(msg)
+    return v
+
+
 def measure_rate(
     distances: ArrayLike,
     *,
@@ -94,13 +106,10 @@ def measure_rate(
         raise ValueError(f"kappa must lie in [1, inf) (got {kappa!r})")
     blocks = check_positive_int("blocks", blocks, minimum=2)
     min_points = check_positive_int("min_points", min_points, minimum=3)
-    for name, v in (("start", start), ("stop", stop)):
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= v <= n:
-            raise ValueError(f"{name} must be an integer in [0, {n}] (got {v!r})")
-    start = None if start is None else int(start)
-    stop = None if stop is None else int(stop)
+    if start is not None:
+        start = _check_index("start", start, n)
+    if stop is not None:
+        stop = _check_index("stop", stop, n)
     if rel_floor is None:
         src = np.asarray(distances).dtype
         rel_floor = 1e3 * float(np.finfo(src if src.kind == "f" else np.float64).eps)

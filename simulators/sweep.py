@@ -41,6 +41,19 @@ def check_grid_names(make_optimizer: Callable[..., object], names: Sequence[str]
 
     A name the factory does not accept, or a required parameter the grid does not give, is named
     together with the accepted names. Factories without an inspectable signature are not checked.
+
+    Example:
+        >>> def make(learning_rate, momentum=0.0):
+        ...     return optax.sgd(learning_rate, momentum)
+        >>> check_grid_names(make, ["learning_rate", "momentum"])  # accepted: returns None
+        >>> check_grid_names(make, ["lr"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: grid key 'lr' is not a parameter of make; accepted names: ['learning_rate', ...]
+        >>> check_grid_names(make, ["momentum"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: grid must give the required parameter(s) ['learning_rate'] of make ...
     """
     try:
         sig = inspect.signature(make_optimizer)

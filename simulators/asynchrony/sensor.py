@@ -84,7 +84,7 @@ def total_momentum_from_trajectory(
         A :class:`SensorReading`.
 
     Example:
-        >>> x = np.array([[1.0, 2.0], [0.5, 1.0], [0.2, 0.4]])
+        >>> x = np.array([[1.0, 2.0], [0.5, 1.0], [0.29, 0.58]])
         >>> g = np.array([[0.5, 1.0], [0.05, 0.1]])  # step 1: d_next = 0.4 d_prev - 0.2 g
         >>> round(total_momentum_from_trajectory(x, g, 0.2).median, 6)
         0.4

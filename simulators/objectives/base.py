@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +20,10 @@ from numpy.typing import ArrayLike
 LossFn = Callable[[Mapping[str, Any], jax.Array, jax.Array | None], jax.Array]
 SampleLossFn = Callable[[Mapping[str, Any], jax.Array, jax.Array], jax.Array]
 
-#: Distributions of the unit gradient noise ``xi`` (zero mean, unit variance).
-NOISE_KINDS: tuple[str, ...] = ("gaussian", "rademacher", "uniform")
+#: Distributions of the unit gradient noise ``xi`` (zero mean, unit variance), as a type.
+NoiseKind = Literal["gaussian", "rademacher", "uniform"]
+#: The same distributions as a tuple of names, for validation.
+NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
 #: Fourth moment ``E xi^4`` of each kind (``Var(xi^2) = E xi^4 - 1``).
 NOISE_FOURTH_MOMENT: dict[str, float] = {"gaussian": 3.0, "rademacher": 1.0, "uniform": 1.8}
 
@@ -189,7 +191,23 @@ def minibatch_mean(
 
 
 def unit_noise(kind: str, key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
-    """Zero-mean, unit-variance noise of the given kind (one of :data:`NOISE_KINDS`)."""
+    """Zero-mean, unit-variance noise ``xi`` of the given kind (one of :data:`NOISE_KINDS`).
+
+    ``gaussian``: ``N(0, 1)``; ``rademacher``: ``+-1`` with probability 1/2 each; ``uniform``: on
+    ``[-sqrt(3), sqrt(3)]``, whose variance is ``(2 sqrt(3))^2 / 12 = 1``. ``E xi^4`` of each kind
+    is :data:`NOISE_FOURTH_MOMENT` (3, 1 and 9/5). This is the unit noise of the stochastic
+    heavy-ball model, gradient ``h x + sqrt(c) xi`` (heavy-ball reference, "Stochastic heavy ball:
+    noise floor").
+
+    Example:
+        >>> key = jax.random.key(0)
+        >>> xi = unit_noise("rademacher", key, (5,), jnp.float32)
+        >>> sorted(set(np.abs(np.asarray(xi)).tolist()))
+        [1.0]
+        >>> u = np.asarray(unit_noise("uniform", key, (100_000,), jnp.float32))
+        >>> bool(np.abs(u).max() <= np.sqrt(3.0)), round(float(u.var()), 1)
+        (True, 1.0)
+    """
     if kind == "gaussian":
         return jax.random.normal(key, shape, dtype)
     if kind == "rademacher":
@@ -199,7 +217,26 @@ def unit_noise(kind: str, key: jax.Array, shape: tuple[int, ...], dtype: Any) ->
 
 
 def check_noise(noise_std: ArrayLike, noise: str, dim: int) -> np.ndarray:
-    """Validate the gradient-noise arguments shared by the objectives; return the std vector."""
+    """Validate the gradient-noise arguments shared by the objectives; return the std vector.
+
+    Args:
+        noise_std: per-coordinate standard deviation ``s_i >= 0`` (a scalar is broadcast to
+            ``dim`` coordinates), so that the noise variance is ``c_i = s_i^2``.
+        noise: one of :data:`NOISE_KINDS`.
+        dim: number of coordinates.
+
+    Raises:
+        ValueError: naming ``noise_std`` (wrong shape, not finite, or negative: the valid range is
+            ``[0, inf)``) or ``noise`` (with the accepted kinds).
+
+    Example:
+        >>> check_noise(0.5, "gaussian", 3).tolist()
+        [0.5, 0.5, 0.5]
+        >>> check_noise([0.1, -1.0], "gaussian", 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: noise_std must lie in [0, inf)
+    """
     std = as_vector("noise_std", noise_std, dim)
     if np.any(std < 0):
         raise ValueError("noise_std must lie in [0, inf)")
@@ -215,7 +252,16 @@ def with_gradient_noise(
 
     The gradient with respect to ``e`` (``x - x*``, or its coordinates in an orthonormal basis)
     gains ``noise_std * xi``: zero mean, variance ``noise_std^2`` per coordinate of ``e``; the loss
-    value gains a zero-mean term, so both stay unbiased estimates of the exact ones.
+    value gains a zero-mean term, so both stay unbiased estimates of the exact ones. For
+    ``value = h e^2 / 2`` this is the stochastic heavy-ball model, gradient ``h e + xi`` with noise
+    variance ``c = noise_std^2`` (heavy-ball reference, "Stochastic heavy ball: noise floor").
+
+    Example:
+        >>> key, e, std = jax.random.key(0), jnp.array([1.0, -1.0]), jnp.array([0.0, 2.0])
+        >>> noisy = lambda e: with_gradient_noise(jnp.sum(e**2) / 2, e, std, "rademacher", key)
+        >>> xi = unit_noise("rademacher", key, e.shape, e.dtype)  # the same draw
+        >>> bool(jnp.allclose(jax.grad(noisy)(e), e + std * xi))
+        True
     """
     xi = unit_noise(kind, key, e.shape, e.dtype)
     return value + jnp.sum(jax.lax.stop_gradient(noise_std * xi) * e)

@@ -19,7 +19,7 @@ noise-floor analysis). ``noise_std = 0`` (the default) leaves the objective nois
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from simulators.objectives.base import (
+    NoiseKind,
     Objective,
     as_vector,
     check_noise,
@@ -35,8 +36,6 @@ from simulators.objectives.base import (
     info_pairs,
     with_gradient_noise,
 )
-
-NoiseKind = Literal["gaussian", "rademacher", "uniform"]
 
 
 def _safe_abs(e: jax.Array) -> jax.Array:

@@ -7,7 +7,7 @@ Momentum Really Works", Distill 2017).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike
 
 from simulators.objectives.base import (
     NOISE_KINDS,
+    NoiseKind,
     Objective,
     as_vector,
     check_noise,
@@ -24,8 +25,6 @@ from simulators.objectives.base import (
     info_pairs,
     with_gradient_noise,
 )
-
-NoiseKind = Literal["gaussian", "rademacher", "uniform"]
 
 
 def random_rotation(dim: int, seed: int) -> np.ndarray:

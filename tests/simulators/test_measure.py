@@ -132,3 +132,20 @@ def test_peak_transient() -> None:
 def test_bad_input_names_the_parameter(call, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@pytest.mark.parametrize("bad", [-1, 11, 2.5, True, "3", None])
+@pytest.mark.parametrize("name", ["start", "stop"])
+def test_window_bounds_state_the_range(name: str, bad) -> None:
+    if bad is None:  # None means "default window": accepted
+        measure_rate(np.ones(10), **{name: bad})
+        return
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer in \[0, 10\]"):
+        measure_rate(np.ones(10), **{name: bad})
+
+
+def test_window_bounds_accept_numpy_integers() -> None:
+    d = 0.9 ** np.arange(100.0)
+    est = measure_rate(d, start=np.int64(10), stop=np.int32(100), min_points=3)
+    assert (est.start, est.stop) == (10, 100)
+    assert type(est.start) is int and type(est.stop) is int

@@ -110,3 +110,30 @@ def test_noisy_runs_differ_by_key_noiseless_do_not() -> None:
 def test_noise_validation(call: Callable[[], Objective], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_noise_kinds_are_defined_once() -> None:
+    """One ``NoiseKind`` type, in ``base``, annotates every constructor's ``noise``; the tuple and
+    the fourth moments list exactly its kinds."""
+    import importlib
+    import inspect
+    import typing
+
+    base = importlib.import_module("simulators.objectives.base")
+    assert typing.get_args(base.NoiseKind) == base.NOISE_KINDS
+    assert set(base.NOISE_FOURTH_MOMENT) == set(base.NOISE_KINDS)
+    n_annotated = 0
+    for name in ("quadratic", "nonconvex"):
+        module = importlib.import_module(f"simulators.objectives.{name}")
+        assert module.NoiseKind is base.NoiseKind
+        for fn in vars(module).values():
+            if (
+                inspect.isfunction(fn)
+                and not fn.__name__.startswith("_")
+                and fn.__module__ == module.__name__
+            ):
+                hints = typing.get_type_hints(fn)
+                if "noise" in hints:
+                    assert hints["noise"] is base.NoiseKind, fn.__name__
+                    n_annotated += 1
+    assert n_annotated >= 7
