@@ -12,6 +12,7 @@ that mentions ``[h_min, h_max]`` is shown as written.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -211,9 +212,30 @@ def _user_message(err: Exception) -> str:
     return _first_line(text) if text.strip() else type(err).__name__
 
 
-def _is_help_request(err: Exception) -> bool:
-    """Whether ``err`` is click's "no arguments, so show the help" signal (click >= 8.2)."""
-    return type(err).__name__ == "NoArgsIsHelpError"
+def _help_request_classes() -> tuple[type, ...]:
+    """The "no arguments, so show the help" exception classes (click >= 8.2) that may be raised.
+
+    typer releases that use click raise ``click.exceptions.NoArgsIsHelpError``; newer ones raise
+    their vendored copy ``typer._click.exceptions.NoArgsIsHelpError``. Either module may be absent
+    (or too old to define the class); then it contributes nothing.
+    """
+    found: list[type] = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), "NoArgsIsHelpError", None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+_HELP_REQUESTS = _help_request_classes()
+
+
+def _is_help_request(err: BaseException) -> bool:
+    """Whether ``err`` is the signal to print the help and exit with status 0."""
+    return isinstance(err, _HELP_REQUESTS)
 
 
 def main(argv: list[str] | None = None) -> int:

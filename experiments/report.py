@@ -25,6 +25,7 @@ SUMMARY_FILE = "summary.md"
 FIGURE_FILES = ("figure.png", "figure.svg")
 _MAX_ITEMS = 6
 _HIDDEN_PROVENANCE = ("traceback", "figures")
+FigureMap = Mapping[str, Mapping[str, Path]]  # record name -> record_figures(record, ...)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -72,9 +73,24 @@ def load_records(out: str | Path) -> list[Record]:
 def record_figures(record: Record, directory: str | Path) -> dict[str, Path]:
     """The figure files in ``directory`` that belong to ``record``.
 
+    Each file is read and hashed, so a caller that needs the answer more than once keeps it
+    (:func:`write_report` computes it once per record for both pages).
+
     Returns:
         ``{file name: path}`` for each of :data:`FIGURE_FILES` whose SHA-256 equals the digest
         stored in ``record.provenance["figures"]``; empty for a record that stored none.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     png = Path(tmp) / "figure.png"
+        ...     _ = png.write_bytes(b"figure of this run")
+        ...     digests = {"figure.png": file_digest(png)}
+        ...     rec = Record("claim", {}, {}, {}, "holds", provenance={"figures": digests})
+        ...     mine = sorted(record_figures(rec, tmp))
+        ...     _ = png.write_bytes(b"figure of another run")
+        ...     print(mine, record_figures(rec, tmp))
+        ['figure.png'] {}
     """
     stored = record.provenance.get("figures")
     if not isinstance(stored, Mapping):
@@ -102,7 +118,7 @@ def _kv_html(values: Mapping[str, Any] | str) -> str:
     )
 
 
-def _section(record: Record, out: Path) -> str:
+def _section(record: Record, out: Path, figures: Mapping[str, Path]) -> str:
     name = html.escape(record.name)
     directory = out / record.name
     parts = [f'<section id="{name}"><h2>{name}</h2>']
@@ -112,7 +128,6 @@ def _section(record: Record, out: Path) -> str:
         f'<p><b>Verdict:</b> <span class="{cls}">{html.escape(record.verdict)}</span> '
         f"&mdash; {html.escape(record.summary)}</p>"
     )
-    figures = record_figures(record, directory)
     if "figure.png" in figures:
         data = base64.b64encode(figures["figure.png"].read_bytes()).decode("ascii")
         parts.append(f'<img alt="figure of {name}" src="data:image/png;base64,{data}">')
@@ -132,8 +147,27 @@ def _section(record: Record, out: Path) -> str:
     return "\n".join(parts)
 
 
-def render_html(records: list[Record], out: Path, missing: Mapping[str, str]) -> str:
-    """The report page as a string."""
+def _figures_of(records: list[Record], out: Path, figures: FigureMap | None) -> FigureMap:
+    if figures is not None:
+        return figures
+    return {r.name: record_figures(r, out / r.name) for r in records}
+
+
+def render_html(
+    records: list[Record],
+    out: Path,
+    missing: Mapping[str, str],
+    figures: FigureMap | None = None,
+) -> str:
+    """The report page as a string.
+
+    Args:
+        records: the finished records.
+        out: the results directory (figures and links are relative to it).
+        missing: experiments without a record and why.
+        figures: :func:`record_figures` of each record by name; computed when None.
+    """
+    figures = _figures_of(records, out, figures)
     rows = []
     for r in records:
         cls = _verdict_class(r.verdict)
@@ -162,7 +196,7 @@ def render_html(records: list[Record], out: Path, missing: Mapping[str, str]) ->
             "<th>verdict</th></tr>",
             *rows,
             "</table>",
-            *(_section(r, out) for r in records),
+            *(_section(r, out, figures.get(r.name, {})) for r in records),
             "</body></html>",
             "",
         ]
@@ -174,9 +208,20 @@ def _md_cell(text: str) -> str:
 
 
 def render_markdown(
-    records: list[Record], missing: Mapping[str, str], out: Path | None = None
+    records: list[Record],
+    missing: Mapping[str, str],
+    out: Path | None = None,
+    figures: FigureMap | None = None,
 ) -> str:
-    """The Markdown summary table as a string."""
+    """The Markdown summary table as a string.
+
+    Args:
+        records: the finished records.
+        missing: experiments without a record and why.
+        out: the results directory; without it no figure is linked.
+        figures: :func:`record_figures` of each record by name; computed when None.
+    """
+    figures = _figures_of(records, out, figures) if out is not None else {}
     lines = [
         "# momentum-lab summary",
         "",
@@ -186,7 +231,7 @@ def render_markdown(
     for r in records:
         pred = r.prediction if isinstance(r.prediction, str) else format_value(r.prediction)
         meas = format_value(r.measurement)
-        linked = out is not None and "figure.png" in record_figures(r, out / r.name)
+        linked = "figure.png" in figures.get(r.name, {})
         label = f"[{r.name}]({r.name}/figure.png)" if linked else r.name
         cells = [label, r.claim, pred, meas, r.verdict]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
@@ -220,9 +265,10 @@ def write_report(
     records = load_records(out)
     missing = {k: v for k, v in (missing or {}).items() if k not in {r.name for r in records}}
     page, summary = out / REPORT_FILE, out / SUMMARY_FILE
+    figures = _figures_of(records, out, None)  # every figure hashed once, for both pages
     try:
-        atomic_write_text(page, render_html(records, out, missing))
-        atomic_write_text(summary, render_markdown(records, missing, out))
+        atomic_write_text(page, render_html(records, out, missing, figures))
+        atomic_write_text(summary, render_markdown(records, missing, out, figures))
     except OSError as err:
         reason = (err.strerror or type(err).__name__).lower()
         raise ValueError(f"cannot write the report into {str(out)!r}: {reason}") from err

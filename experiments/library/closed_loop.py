@@ -18,20 +18,24 @@ with ``n_workers = 16`` and ``pass_staleness=True``):
   float32 rounding once the run has converged; two readings of the total momentum: the loop's own
   sensor (paper's stale form) and, independently, the trajectory sensor
   (:func:`simulators.total_momentum_from_trajectory`, exact gradient at the current point, step
-  ``alpha/M``); open-loop heavy ball with ``mu = target`` is run beside it. The trajectory sensor
-  has a step bias (not ``alpha h E[tau] < 0.01``: with ``alpha = 0.01``, ``h <= 1``,
-  ``E[tau] = 15`` that scale is 0.075-0.15); it is bounded by repeating the closed-loop run at
-  ``alpha / 2`` (:func:`experiments.library.total_momentum.step_bias_bound`). Divergence is read
+  ``alpha/M``); open-loop heavy ball with ``mu = target`` is run beside it. The trajectory
+  reading is compared with the target directly, within 4 batch-means standard errors plus
+  ``track_tol``: the loop sets the total momentum of the dynamics it runs, at its own step, so
+  no step-bias term enters (the first-order formula that the step bias of experiment
+  ``total-momentum`` separates from is not the set point here). The closed-loop run is repeated
+  at ``alpha / 2`` and reported beside it: the controller settles at a very different algorithmic
+  momentum there (near the first-order inversion) while both sensors read the target once it has
+  settled; in the quick run it is still settling over the averaging window. Divergence is read
   off the loss trajectory (non-finite, or above the initial loss and still growing over the last
   half), not from the simulator's distance threshold, which a slowly growing run never meets.
 * speedup (the paper's headline, part of the verdict): :func:`optimizers.yellowfin` open vs
   ``closed_loop=True`` on a noisy quadratic, an ensemble of seeds; iterations until the seed-median
   loss first falls below ``speedup_level`` times the initial loss, a level both runs reach on their
-  way down, with a bootstrap interval over seeds. Neither YellowFin run converges on this
-  objective: both reach a best loss early and climb back. The best open-loop loss is therefore no
-  sound target (it is an early dip), and the record reports how far each run climbs back.
-  A synchronous open-loop run (one worker) is the control that tells YellowFin's own behaviour
-  from the asynchrony's (record ``notes``).
+  way down, with a bootstrap interval over seeds. A run whose final seed-median loss exceeds its
+  best by ``rebound_factor`` climbs back rather than converges; when the runs do, the best loss is
+  an early dip and no sound target, and the record reports how far each run climbs back. A
+  synchronous open-loop run (one worker) is the control that tells YellowFin's own behaviour
+  from the asynchrony's (record ``notes``, written from the measured values).
 """
 
 from __future__ import annotations
@@ -40,12 +44,12 @@ import dataclasses
 
 import jax
 import numpy as np
-from matplotlib.figure import Figure
 from scipy import stats
 
 import theory
-from experiments.framework import Experiment, Record, figure, register, style, verdict
-from experiments.library.total_momentum import step_bias_bound
+from experiments.framework import Experiment, Record, register, verdict
+from experiments.library._closed_loop_plot import plot
+from experiments.library._closed_loop_text import late_loss_text, notes, yellowfin_outcome
 from optimizers import heavy_ball, momentum_feedback, yellowfin
 from simulators import (
     async_ensemble,
@@ -55,6 +59,7 @@ from simulators import (
 )
 
 PUBLISHED_SPEEDUP = 2.0  # closed vs open loop, asynchronous ResNet run (arXiv 1706.03471, Sec. 5)
+_EARLY_STEPS = 200  # window of the closed loop's early sensor and target medians (record notes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,11 +70,12 @@ class ClosedLoopConfig:
         workers: number of asynchronous workers ``M``.
         max_staleness: sensor ring size (far above the largest geometric staleness of the runs).
         target: fixed set point of the tracking run.
-        alpha: step of the tracking run (repeated at ``alpha / 2`` to bound the sensor's bias).
+        alpha: step of the tracking run (repeated at ``alpha / 2``, reported beside it).
         spectrum: ``(h_min, h_max, n)`` of the tracking quadratic.
         steps, burn_in: tracking run length and the start left out of the tracking average.
-        track_tol: allowance for the second-order terms that the first-order total momentum drops,
-            added to the measured step-bias bound and 4 batch-means standard errors.
+        track_tol: allowance for the difference between the loop's stale-form sensor, which the
+            controller holds at the target, and the trajectory sensor (measured: 0.0002), added
+            to 4 batch-means standard errors of the trajectory reading.
         yf_spectrum: ``(h_min, h_max, n)`` of the noisy quadratic of the speedup runs.
         yf_noise: gradient-noise standard deviation per direction.
         yf_steps, yf_seeds, yf_record: speedup run length, ensemble size, recording stride.
@@ -77,6 +83,9 @@ class ClosedLoopConfig:
             pass it on their way down; their best losses are 10-100x lower).
         bootstrap: resamples of the seeds for the interval of the speedup.
         level_z: the interval is the central ``1 - 2 Phi(-level_z)`` bootstrap interval.
+        rebound_factor: a YellowFin run whose final seed-median loss exceeds its best by this
+            factor is reported as climbing back, not converging (measured: 125-950 on the
+            quick runs).
     """
 
     workers: int = 16
@@ -95,6 +104,7 @@ class ClosedLoopConfig:
     speedup_level: float = 0.01
     bootstrap: int = 400
     level_z: float = 2.0
+    rebound_factor: float = 10.0
 
     @classmethod
     def quick(cls) -> ClosedLoopConfig:
@@ -163,6 +173,10 @@ def _tracking(cfg: ClosedLoopConfig, seed: int) -> dict:
     out["loop_mu_hat"] = float(late.mean())
     out["loop_mu_hat_se"] = float(batches.std(ddof=1) / np.sqrt(20))
     out["loop_mu_algo"] = float(loop["mu_algo"][cfg.burn_in :].mean())
+    half = out["closed_half"]
+    out["half_mu_algo_end"] = float(half["stats"]["mu_algo"][-(cfg.steps // 10) :].mean())
+    out["mu_algo_end"] = float(loop["mu_algo"][-(cfg.steps // 10) :].mean())
+    out["half_reading_last_half"] = float(np.nanmean(half["reading"].per_step[cfg.steps // 2 :]))
     return out
 
 
@@ -216,6 +230,7 @@ def _speedup(cfg: ClosedLoopConfig, seed: int) -> dict:
         stats_ = {k: np.asarray(v, np.float64) for k, v in ens.runs.stats.items()}
         median = np.median(losses, axis=0)
         best = int(np.argmin(median))
+        early = slice(0, max(1, _EARLY_STEPS // cfg.yf_record))
         out[name] = {
             "steps": np.asarray(ens.steps),
             "losses": losses,
@@ -226,12 +241,20 @@ def _speedup(cfg: ClosedLoopConfig, seed: int) -> dict:
             "best": float(median[best]),
             "best_step": float(ens.steps[best]),
             "final": float(median[-1]),
+            "lr_median_best": float(np.median(stats_["learning_rate"][:, best])),
             "lr_median_end": float(np.median(stats_["learning_rate"][:, -1])),
             "h_min_median_end": float(np.median(stats_["h_min"][:, -1])),
             "momentum_min_median": float(np.min(np.median(stats_["momentum"], axis=0))),
             "mu_hat": np.median(stats_["mu_hat"], axis=0) if "mu_hat" in stats_ else None,
             "mu_target": np.median(stats_["mu_target"], axis=0) if "mu_target" in stats_ else None,
+            "mu_hat_early": float(np.nanmedian(stats_["mu_hat"][:, early]))
+            if "mu_hat" in stats_
+            else None,
+            "mu_target_early": float(np.nanmedian(stats_["mu_target"][:, early]))
+            if "mu_target" in stats_
+            else None,
         }
+        out[name]["climbs_back"] = out[name]["final"] > cfg.rebound_factor * out[name]["best"]
     steps = out["open"]["steps"]
     level = cfg.speedup_level * float(out["open"]["median"][0])
     for name in opts:
@@ -253,31 +276,6 @@ def _speedup(cfg: ClosedLoopConfig, seed: int) -> dict:
     return out
 
 
-def _notes(cfg: ClosedLoopConfig, spd: dict) -> str:
-    o, c, s = spd["open"], spd["closed"], spd["sync"]
-    early = c["mu_hat"][: max(1, 200 // cfg.yf_record)]
-    return (
-        "Neither YellowFin run converges here, and the synchronous control shows why: with one "
-        f"worker the seed-median loss reaches {s['best']:.2g} at step {s['best_step']:.0f} and "
-        f"climbs back to {s['final']:.2g} while the tuned learning rate grows to "
-        f"{s['lr_median_end']:.3g}. YellowFin's curvature samples are ||g||^2, which on a "
-        "quadratic shrink with the gradient: its h_min ends at "
-        f"{s['h_min_median_end']:.2g} while the true smallest curvature is "
-        f"{cfg.yf_spectrum[0]:g}, and alpha = (1 - sqrt(mu))^2 / h_min grows until the run "
-        "is kicked out of its minimum. This is the tuner's behaviour on this objective, not how "
-        "the experiment drives it (official defaults, slow start on, the same objective and "
-        "seeds for all three runs). Sixteen stale workers shrink the stable "
-        f"step range, so the rebound is larger: open loop best {o['best']:.2g} at step "
-        f"{o['best_step']:.0f}, final {o['final']:.2g}; closed loop best {c['best']:.2g} at step "
-        f"{c['best_step']:.0f}, final {c['final']:.2g}. Dividing YellowFin's learning rate by M "
-        "(lr_factor = 1/16) was tried outside the record: both runs go deeper and later, then "
-        "climb back the same way. The closed loop starts slower: over the first 200 steps its "
-        f"sensor reads a median {float(np.nanmedian(early)):.2f} while SingleStep's target is "
-        "near 0, so the controller drives the algorithmic momentum down (seed-median minimum "
-        f"{c['momentum_min_median']:.2f}; the controller's floor is -0.9)."
-    )
-
-
 def run(cfg: ClosedLoopConfig, seed: int) -> Record:
     """Tracking of a fixed target and YellowFin open vs closed loop, both with 16 workers."""
     trk = _tracking(cfg, seed)
@@ -285,8 +283,7 @@ def run(cfg: ClosedLoopConfig, seed: int) -> Record:
     m = cfg.workers
     traj = trk["closed"]["reading"]
     traj_half = trk["closed_half"]["reading"]
-    bias = float(step_bias_bound(np.array(traj.mean), np.array(traj_half.mean)))
-    traj_allow = bias + 4 * float(np.hypot(traj.stderr, traj_half.stderr)) + cfg.track_tol
+    traj_allow = 4 * float(traj.stderr) + cfg.track_tol
     loop_allow = 4 * trk["loop_mu_hat_se"] + cfg.track_tol
     traj_ok = abs(traj.mean - cfg.target) <= traj_allow
     loop_ok = abs(trk["loop_mu_hat"] - cfg.target) <= loop_allow
@@ -316,11 +313,17 @@ def run(cfg: ClosedLoopConfig, seed: int) -> Record:
         measurement={
             "trajectory_sensor_total_momentum": traj.mean,
             "trajectory_sensor_stderr": traj.stderr,
-            "trajectory_sensor_half_alpha": traj_half.mean,
-            "trajectory_sensor_step_bias_bound": bias,
             "trajectory_sensor_allowed_gap": traj_allow,
             "loop_sensor_total_momentum": trk["loop_mu_hat"],
+            "trajectory_minus_loop_sensor": traj.mean - trk["loop_mu_hat"],
             "loop_mu_algo": trk["loop_mu_algo"],
+            "half_alpha_not_in_verdict": {
+                "trajectory_sensor": traj_half.mean,
+                "trajectory_sensor_stderr": traj_half.stderr,
+                "trajectory_sensor_last_half": trk["half_reading_last_half"],
+                "mu_algo_last_tenth": trk["half_mu_algo_end"],
+            },
+            "loop_mu_algo_last_tenth": trk["mu_algo_end"],
             "open_loop_trajectory_total_momentum": open_total.mean,
             "open_loop_diverged": trk["open"]["diverged"],
             "open_loop_loss_start_end": [float(o_loss[0]), float(o_loss[-1])],
@@ -344,14 +347,15 @@ def run(cfg: ClosedLoopConfig, seed: int) -> Record:
             "yellowfin_late_median_loss_ratio_open_over_closed": spd["late_loss_ratio"],
             "yellowfin_closed_tracking_gap_median": spd["closed_tracking_gap"],
             "yellowfin_diverged_fraction": {k: spd[k]["diverged"] for k in ("open", "closed")},
-            "notes": _notes(cfg, spd),
+            "yellowfin_climbs_back": {k: spd[k]["climbs_back"] for k in ("open", "closed", "sync")},
+            "notes": notes(spd, m, cfg.yf_spectrum[0], cfg.rebound_factor, _EARLY_STEPS),
             "checks": checks,
         },
         tolerance={
             "tracking": (
-                "trajectory sensor: |reading - target| <= 2 |r(alpha) - r(alpha/2)| (measured step "
-                f"bias) + 4 batch-means SE of both + {cfg.track_tol} (second-order terms); loop "
-                f"sensor: 4 batch-means SE + {cfg.track_tol}"
+                f"trajectory sensor: |reading - target| <= 4 batch-means SE + {cfg.track_tol} "
+                "(difference between the loop's stale-form sensor and the trajectory sensor); "
+                f"loop sensor: 4 batch-means SE + {cfg.track_tol}"
             ),
             "speedup": (
                 f"iterations of the seed-median loss to {cfg.speedup_level:g} x the initial loss, "
@@ -361,19 +365,20 @@ def run(cfg: ClosedLoopConfig, seed: int) -> Record:
             ),
             "divergence": "a loss that is non-finite, or ends above its start and still grows "
             "over the last half",
+            "climbs_back": f"final seed-median loss > {cfg.rebound_factor:g} x the best",
         },
         verdict=verdict(all(checks.values())),
         summary=(
             f"M={m}, target {cfg.target}: measured total momentum {traj.mean:.3f} (trajectory, "
             f"allowed gap {traj_allow:.3f}) / {trk['loop_mu_hat']:.3f} (loop) with mu_algo "
-            f"{trk['loop_mu_algo']:.2f}; open loop (mu = target) reads {open_total.mean:.3f} and "
+            f"{trk['loop_mu_algo']:.2f} (at alpha/2, not in the verdict: mu_algo ends at "
+            f"{trk['half_mu_algo_end']:.2f}, reading {trk['half_reading_last_half']:.3f} over the "
+            f"last half); open loop (mu = target) reads {open_total.mean:.3f} and "
             f"{'diverges' if trk['open']['diverged'] else 'converges'} (loss {o_loss[0]:.2g} -> "
-            f"{o_loss[-1]:.2g}); YellowFin closed vs open loop: {ratio:.2g}x fewer iterations to "
-            f"{cfg.speedup_level:g} x the initial loss (interval {ci[0]:.2g}-{ci[1]:.2g}; "
-            f"published ~{PUBLISHED_SPEEDUP:g}x), late median loss {spd['late_loss_ratio']:.2g}x "
-            f"lower; neither run converges (finals {spd['open']['final']:.2g}, "
-            f"{spd['closed']['final']:.2g} after bests {spd['open']['best']:.2g}, "
-            f"{spd['closed']['best']:.2g})"
+            f"{o_loss[-1]:.2g}); YellowFin iterations to {cfg.speedup_level:g} x the initial "
+            f"loss, open / closed loop: {ratio:.2g} (interval {ci[0]:.2g}-{ci[1]:.2g}; "
+            f"published ~{PUBLISHED_SPEEDUP:g}x), {late_loss_text(spd['late_loss_ratio'])}; "
+            f"{yellowfin_outcome(spd, cfg.rebound_factor)}"
         ),
         arrays={
             "track_open_loss": trk["open"]["losses"],
@@ -393,54 +398,6 @@ def run(cfg: ClosedLoopConfig, seed: int) -> Record:
             "yf_level": np.asarray(spd["level"]),
         },
     )
-
-
-def _smooth(x: np.ndarray, width: int = 100) -> np.ndarray:
-    ok = np.isfinite(x)
-    num = np.convolve(np.where(ok, x, 0.0), np.ones(width), "same")
-    den = np.convolve(ok.astype(float), np.ones(width), "same")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
-
-
-def plot(record: Record) -> Figure:
-    """Left: tracking of the fixed target; right: YellowFin loss open vs closed loop."""
-    arr = record.arrays
-    fig, (left, right) = figure(ncols=2)
-    target = float(arr["target"])
-    left.plot(
-        _smooth(arr["track_traj_reading"]),
-        **style("measured", linestyle="-", marker=None, lw=1.0,
-                label="total momentum, trajectory sensor"),
-    )  # fmt: skip
-    left.plot(
-        _smooth(arr["track_mu_hat"]), color=style("yellowfin")["color"], lw=1.0,
-        label="loop sensor",
-    )  # fmt: skip
-    left.plot(arr["track_mu_algo"], **style("heavy-ball", marker=None, lw=1.0,
-              label=r"algorithmic $\mu$ (controller)"))  # fmt: skip
-    left.axhline(target, **style("prediction", label="target"))
-    left.set_ylim(0.5, 1.05)
-    left.set_xlabel("update")
-    left.set_ylabel("momentum (moving average of 100)")
-    left.set_title("closed loop tracks the target (M = 16)")
-    left.legend(fontsize=6.5, loc="lower right")
-
-    t = arr["yf_steps"]
-    for key, st in (("open", "yellowfin"), ("closed", "yellowfin-closed")):
-        kw = style(st, marker=None)
-        right.semilogy(t, arr[f"yf_{key}_median"], **kw)
-        right.fill_between(t, arr[f"yf_{key}_q25"], arr[f"yf_{key}_q75"], color=kw["color"],
-                           alpha=0.2)  # fmt: skip
-    if "yf_sync_median" in arr:
-        right.semilogy(t, arr["yf_sync_median"], color="0.45", lw=0.9, ls="--",
-                       label="open loop, 1 worker (control)")  # fmt: skip
-    right.axhline(float(arr["yf_level"]), **style("bound", label="target loss of the speedup"))
-    right.set_xlabel("update")
-    right.set_ylabel("loss (median, quartiles over seeds)")
-    right.set_title("YellowFin open vs closed loop, M = 16")
-    right.legend(fontsize=7)
-    return fig
 
 
 EXPERIMENT_CLAIM = (

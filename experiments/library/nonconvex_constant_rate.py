@@ -14,11 +14,17 @@ the two Lyapunov exponents is ``mu`` and the rate can never be below ``sqrt(mu)`
 also scans ``alpha`` across the robust interval at one momentum. Every scan setting keeps
 ``alpha h(x)`` in the robust interval over the whole range of ``h``, and the record checks on the
 iterates that every visited point does; yet some settings cycle or converge slower than
-``sqrt(mu)`` (quick run: 2/6 keep it on the stitched toy, 4/6 on the smooth one). So robust
-curvature is not sufficient; the verdict covers YellowFin's ``alpha`` (the left end) and the
-lower bound ``rate >= sqrt(mu)`` on every run, scan included, and the scan's outcome is reported
-as ``robust_curvature_suffices_not_in_verdict`` (experiment ``rate-failures`` studies the
-failures).
+``sqrt(mu)`` (quick run: the right end of the interval misses ``sqrt(mu)`` by 8% or more on both
+1-D toys). So robust curvature is not sufficient; the verdict covers YellowFin's ``alpha`` (the
+left end) and the lower bound ``rate >= sqrt(mu)`` on every run, scan included, and the scan's
+outcome is reported as ``robust_curvature_suffices_not_in_verdict`` (experiment ``rate-failures``
+studies the failures).
+
+Between its ends the scan crosses a switch where a setting's fate hangs on float rounding: in the
+quick run the third of six settings on the stitched toy cycles (rate 1) under jax 0.10 and
+converges at ``sqrt(mu)`` under jax 0.11, so the number of settings that keep ``sqrt(mu)`` is
+reported, not asserted. The verdict does not depend on such settings: the lower bound holds for
+both outcomes (a cycle has rate 1), and the rate check covers YellowFin's ``alpha`` only.
 
 Prediction: :func:`theory.curvature_range` of each toy over decade shells from ``1e-16`` to
 ``1`` times ``region`` times the start distance (both sides of ``x*``),
@@ -182,6 +188,31 @@ def shell_curvature_range(
     return lo, hi, float(edges[0]), r
 
 
+def visits_only_robust(
+    alpha: float,
+    mu: float,
+    fprime: Callable[[np.ndarray], np.ndarray],
+    x_star: float,
+    iterates: np.ndarray,
+) -> bool:
+    """Whether ``alpha h(x_t)`` lies in the closed robust interval at every iterate.
+
+    ``h = f'(x) / (x - x*)`` (:func:`theory.generalized_curvature`) and the interval
+    ``[(1 - sqrt(mu))^2, (1 + sqrt(mu))^2]`` of :func:`theory.regime` ("robust" inside, "boundary"
+    within 8 ulps of an edge, where the spectral radius is ``sqrt(mu)`` too); Zhang & Mitliagkas
+    (arXiv 1706.03471), Eq. (9)-(10).
+
+    Example:
+        >>> fp = lambda x: 2.0 * x + 0.5 * np.sin(x)  # h(3) = 2.02, h(0.2) = 2.50
+        >>> x = np.array([3.0, 0.2])  # alpha h = 1.01, 1.25
+        >>> visits_only_robust(0.5, 0.25, fp, 0.0, x), visits_only_robust(0.5, 0.01, fp, 0.0, x)
+        (True, False)
+    """
+    h = theory.generalized_curvature(fprime, x_star, iterates)
+    kind = theory.regime(alpha, mu, h)
+    return bool(np.all(np.isin(kind, ("robust", "boundary"))))
+
+
 def run(cfg: NonconvexRateConfig, seed: int) -> Record:
     """Theory's curvature range and YellowFin tuning per toy; measured rates of heavy ball."""
     objectives = _objectives(cfg)
@@ -245,28 +276,27 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
         dist_yf[toy] = np.asarray(traj.distances[i, 0], np.float64)
         if one_d:
             scan[toy], scan_err[toy] = rate[n:], np.asarray(est.stderr)[n:]
-            # the premise of every scan run, measured: alpha h(x_t) at every visited point
+            # the premise of every scan run, measured: alpha h(x_t) in the closed robust interval
+            # at every visited point (the toys are self-similar, so h is defined at every scale)
             xs = np.asarray(traj.iterates[n:, 0, :, 0], np.float64)
-            premise = []
-            for a_s, x_s in zip(grid_a[1], xs, strict=True):
-                far = np.abs(x_s - x_star) > 1e-12 * dist0
-                ah = a_s * fprime(x_s[far]) / (x_s[far] - x_star)
-                lo_r, hi_r = (1 - np.sqrt(cfg.scan_mu)) ** 2, (1 + np.sqrt(cfg.scan_mu)) ** 2
-                premise.append(bool(np.all((ah >= lo_r * (1 - 1e-9)) & (ah <= hi_r * (1 + 1e-9)))))
-            scan_premise[toy] = np.asarray(premise)
+            scan_premise[toy] = np.array(
+                [
+                    visits_only_robust(a_s, cfg.scan_mu, fprime, x_star, x_s)
+                    for a_s, x_s in zip(grid_a[1], xs, strict=True)
+                ]
+            )
             # the curvature the run visited, read off the iterates through the toy's gradient
             x_t = np.asarray(traj.iterates[i, 0, :, 0], np.float64)
-            keep = np.abs(x_t - x_star) > 1e-12 * dist0
-            h_t = np.full(x_t.shape, np.nan)
-            h_t[keep] = fprime(x_t[keep]) / (x_t[keep] - x_star)
-            visited[toy] = alphas[toy][i] * h_t
+            visited[toy] = alphas[toy][i] * theory.generalized_curvature(fprime, x_star, x_t)
 
     tol = {t: np.maximum(cfg.rel_tol, cfg.z_tol * err[t] / np.sqrt(mus)) for t in TOYS}
     dev = {t: meas[t] / np.sqrt(mus) - 1.0 for t in TOYS}
     ok = {t: np.isfinite(dev[t]) & (np.abs(dev[t]) <= tol[t]) for t in TOYS}
     scan_ok = {
         t: np.abs(scan[t] / np.sqrt(cfg.scan_mu) - 1.0)
-        <= np.maximum(cfg.rel_tol, cfg.z_tol * np.nan_to_num(scan_err[t], nan=0.0))
+        <= np.maximum(
+            cfg.rel_tol, cfg.z_tol * np.nan_to_num(scan_err[t], nan=0.0) / np.sqrt(cfg.scan_mu)
+        )
         for t in scan
     }
     # det A_t = mu: no run converges faster than sqrt(mu), wherever alpha lies (fit error only)
@@ -329,8 +359,8 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             f"at YellowFin's alpha the measured rate is sqrt(mu) within {worst:.2%} on "
             f"{len(TOYS)} toys x {mus.size} momenta; scan across the robust interval at "
             f"mu={cfg.scan_mu:g} (not in the verdict): {scan_text}; robust curvature is "
-            f"{'sufficient' if sufficient else 'not sufficient'} for sqrt(mu); no run beats "
-            "sqrt(mu)"
+            f"{'sufficient' if sufficient else 'not sufficient'} for sqrt(mu); "
+            f"{floor_text(checks['no_run_beats_sqrt_mu'])}"
         ),
         arrays={
             "mus": mus,
@@ -348,6 +378,18 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             **_profiles(objectives, {k: v[0] for k, v in cache.items()}),
         },
     )
+
+
+def floor_text(holds: bool) -> str:
+    """The summary's words for the lower bound ``rate >= sqrt(mu)`` (``no_run_beats_sqrt_mu``).
+
+    Example:
+        >>> floor_text(True), floor_text(False)
+        ('no run beats sqrt(mu)', 'a run beats sqrt(mu) beyond its fit error (lower bound fails)')
+    """
+    if holds:
+        return "no run beats sqrt(mu)"
+    return "a run beats sqrt(mu) beyond its fit error (lower bound fails)"
 
 
 def _profiles(objectives: dict, fprimes: dict) -> dict[str, np.ndarray]:

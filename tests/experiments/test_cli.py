@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,20 @@ def test_no_command_prints_the_help_and_exits_0(capsys, argv: list[str], word: s
     captured = capsys.readouterr()
     assert "Usage" in captured.out and word in captured.out
     assert captured.err == ""
+
+
+def test_help_request_is_recognised_by_class_not_by_name(monkeypatch) -> None:
+    impostor = type("NoArgsIsHelpError", (Exception,), {})
+    assert not cli._is_help_request(impostor("not click's"))
+    assert cli._HELP_REQUESTS  # the installed typer (or click) defines the class
+    for cls in cli._HELP_REQUESTS:
+        assert cli._is_help_request(cls.__new__(cls))
+    # without click (newer typer does not install it) the classes are still found, and no error
+    monkeypatch.setitem(sys.modules, "click", None)
+    monkeypatch.setitem(sys.modules, "click.exceptions", None)
+    found = cli._help_request_classes()
+    assert all(not c.__module__.startswith("click") for c in found)
+    assert {c for c in cli._HELP_REQUESTS if c.__module__.startswith("typer")} <= set(found)
 
 
 def test_reproduce_runs_reuses_forces_and_skips(fakes, tmp_path, capsys) -> None:

@@ -38,21 +38,52 @@ def test_quick_run_holds_and_renders(tmp_path) -> None:
     # the visited curvature stays in the robust interval (the premise, from the measurement side)
     s = np.sqrt(cfg.scan_mu)
     ah = back.arrays["visited_ah_smooth"]
-    ah = ah[np.isfinite(ah)]
-    assert ah.size > 50
-    assert np.all(ah >= (1 - s) ** 2 * (1 - 1e-9)) and np.all(ah <= (1 + s) ** 2)
-    # The scan (not in the verdict): every setting visits only robust curvature, yet some miss
-    # sqrt(mu) (golden, seed 0: the smooth toy keeps it at the first 4 of 6 positions, the
-    # stitched toy at the first 2), so robust curvature is reported as not sufficient.
+    assert ah.size == cfg.steps + 1 and np.all(np.isfinite(ah))
+    assert np.all(ah >= (1 - s) ** 2) and np.all(ah <= (1 + s) ** 2)
     m = back.measurement
     assert m["scan_fractions_with_robust_visited_curvature"] == {"smooth": 6, "stitched": 6}
-    assert m["scan_keeps_rate"]["smooth"] == [True] * 4 + [False] * 2
-    assert m["scan_keeps_rate"]["stitched"] == [True] * 2 + [False] * 4
-    assert m["robust_curvature_suffices_not_in_verdict"] == "fails"
-    # the lower bound sqrt(mu) (det A_t = mu) holds on every scan run too, failures included
+    # The scan (not in the verdict). Between its ends lies a switch from converging to cycling
+    # where a setting's outcome depends on float rounding (the stitched toy's third setting cycles
+    # under jax 0.10 and converges under 0.11), so only the ends are asserted, each far from the
+    # tolerance: the left end is YellowFin's alpha (in the verdict), and the right end misses
+    # sqrt(mu) by more than twice its tolerance (measured: 8.5-10% on the stitched toy, 11% on the
+    # smooth one, against a tolerance of 2%).
     for toy in ("smooth", "stitched"):
         rate, err = back.arrays[f"scan_rate_{toy}"], back.arrays[f"scan_stderr_{toy}"]
-        assert np.all(rate >= s * (1 - 1e-3) - 4 * err), (toy, rate)
+        tol = np.maximum(cfg.rel_tol, cfg.z_tol * err / s)
+        dev = rate / s - 1.0
+        keeps = np.asarray(m["scan_keeps_rate"][toy])
+        np.testing.assert_array_equal(keeps, np.abs(dev) <= tol)
+        assert keeps[0] and abs(dev[0]) <= tol[0], (toy, dev)
+        assert dev[-1] > 2 * tol[-1], (toy, dev)
+        assert m["scan_fractions_keeping_rate"][toy] == int(keeps.sum())
+        # the lower bound sqrt(mu) (det A_t = mu) holds on every scan run, cycles included
+        assert np.all(rate >= s * (1 - cfg.floor_rtol) - cfg.z_tol * err), (toy, rate)
+    # a premise-holding setting misses sqrt(mu) (the right end), hence "not sufficient"
+    assert m["robust_curvature_suffices_not_in_verdict"] == "fails"
+    # the summary's lower-bound sentence comes from the check
+    assert rec.summary.endswith(ncr.floor_text(m["checks"]["no_run_beats_sqrt_mu"]))
+
+
+def test_floor_text_follows_the_check() -> None:
+    assert ncr.floor_text(True) == "no run beats sqrt(mu)"
+    assert "no run" not in ncr.floor_text(False) and "fails" in ncr.floor_text(False)
+
+
+def test_visited_curvature_premise_uses_the_closed_robust_interval() -> None:
+    # f(x) = x^2 (h = 2) at alpha = (1 - sqrt(mu))^2 / 2 sits on the left edge: the closed
+    # interval includes it; a step 1e-6 shorter is outside (lazy)
+    mu = 0.81
+
+    def fp(x):
+        return 2.0 * x
+
+    x = np.array([5.0, -3.0, 1e-80])
+    edge = (1 - np.sqrt(mu)) ** 2 / 2.0
+    assert ncr.visits_only_robust(edge, mu, fp, 0.0, x)
+    assert not ncr.visits_only_robust(edge * (1 - 1e-6), mu, fp, 0.0, x)
+    assert ncr.visits_only_robust(3.0 * edge, mu, fp, 0.0, x)
+    assert not ncr.visits_only_robust((1 + np.sqrt(mu)) ** 2 / 2.0 * (1 + 1e-6), mu, fp, 0.0, x)
 
 
 @pytest.mark.parametrize(

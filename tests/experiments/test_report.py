@@ -6,28 +6,15 @@ import base64
 import dataclasses
 import html
 import re
-from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from _fake_experiments import BROKEN, FAST
+from _html import parse_page
 
-from experiments import registry, reproduce
-from experiments.record import Record
+from experiments import registry, report, reproduce
+from experiments.record import Record, file_digest
 from experiments.report import format_value, write_report
-
-
-class _Collect(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.images: list[str] = []
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "img":
-            self.images.append(a.get("src") or "")
-        if tag == "a":
-            self.links.append(a.get("href") or "")
 
 
 @pytest.fixture
@@ -42,12 +29,12 @@ def results(tmp_path, monkeypatch: pytest.MonkeyPatch):
 def test_html_embeds_and_links_every_figure(results) -> None:
     page, summary = write_report(results, missing={"fake-gpu": "needs a GPU"})
     text = page.read_text(encoding="utf-8")
-    parser = _Collect()
-    parser.feed(text)
+    parser = parse_page(page)
+    sources = [img.get("src", "") for img in parser.images]
     with_figures = ["fake-fast", "fake-fast-two"]
-    assert len(parser.images) == len(with_figures)
-    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
-    embedded = {base64.b64decode(src.split(",", 1)[1]) for src in parser.images}
+    assert len(sources) == len(with_figures)
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    embedded = {base64.b64decode(src.split(",", 1)[1]) for src in sources}
     assert embedded == {(results / n / "figure.png").read_bytes() for n in with_figures}
     for name in with_figures:
         for f in ("figure.png", "figure.svg", "record.json", "arrays.npz"):
@@ -96,3 +83,20 @@ def test_format_value() -> None:
     assert format_value(None) == "nan"
     assert format_value(list(range(10))) == "[10 values]"
     assert format_value({"a": 1.0, "b": [1, 2]}) == "a=1; b=[1, 2]"
+
+
+def test_each_figure_is_hashed_once_per_report(results, monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed: list[Path] = []
+
+    def counting_digest(path):
+        hashed.append(Path(path))
+        return file_digest(path)
+
+    monkeypatch.setattr(report, "file_digest", counting_digest)
+    page, summary = write_report(results)
+    figures = sorted(results.glob("*/figure.*"))
+    assert len(figures) == 4  # two records with a PNG and an SVG each
+    assert sorted(hashed) == figures
+    # both pages still show and link the figures
+    assert len(parse_page(page).images) == 2
+    assert "(fake-fast/figure.png)" in summary.read_text(encoding="utf-8")

@@ -7,37 +7,17 @@ import importlib
 import os
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from _fake_experiments import FAST
+from _html import parse_page
 
 from experiments import fingerprint, registry, reproduce
 from experiments.record import Record, file_digest
 from experiments.report import record_figures, write_report
 
 FILES_WITH_FIGURE = {"record.json", "arrays.npz", "figure.png", "figure.svg"}
-
-
-class _Images(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.images: list[str] = []
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "img":
-            self.images.append(a.get("alt") or "")
-        if tag == "a":
-            self.links.append(a.get("href") or "")
-
-
-def _parse(page: Path) -> _Images:
-    parser = _Images()
-    parser.feed(page.read_text(encoding="utf-8"))
-    return parser
 
 
 def _plot_raises(record: Record):
@@ -83,7 +63,7 @@ def test_a_failed_rerun_leaves_no_figure_of_the_previous_run(
     assert not (tmp_path / reproduce.STAGING_DIR).exists()
 
     page, summary = write_report(tmp_path)
-    parsed = _parse(page)
+    parsed = parse_page(page)
     assert parsed.images == [] and not any("figure" in link for link in parsed.links)
     assert "figure.png" not in summary.read_text(encoding="utf-8")
 
@@ -97,7 +77,7 @@ def test_report_shows_only_the_figures_of_the_record(tmp_path: Path, only_fast) 
     # A figure from the other run beside this record is not shown, nor linked.
     (a / "figure.png").write_bytes((b / "figure.png").read_bytes())
     assert set(record_figures(Record.load(a), a)) == {"figure.svg"}
-    parsed = _parse(write_report(tmp_path / "a")[0])
+    parsed = parse_page(write_report(tmp_path / "a")[0])
     assert parsed.images == [] and f"{FAST.name}/figure.png" not in parsed.links
     assert f"{FAST.name}/figure.svg" in parsed.links
     # A record that stored no digests (written by older code) claims no figure at all.
@@ -105,7 +85,7 @@ def test_report_shows_only_the_figures_of_the_record(tmp_path: Path, only_fast) 
     rec.provenance.pop("figures")
     rec.save(b)
     assert record_figures(Record.load(b), b) == {}
-    assert _parse(write_report(tmp_path / "b")[0]).images == []
+    assert parse_page(write_report(tmp_path / "b")[0]).images == []
 
 
 def test_an_interrupted_rerun_keeps_the_previous_record_whole(tmp_path: Path, only_fast) -> None:
