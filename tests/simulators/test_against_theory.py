@@ -1,4 +1,4 @@
-"""Measurements of the simulators against the closed forms of :mod:`theory` (issue 4, "Must hold").
+"""Measurements of the simulators against the closed forms of :mod:`theory`.
 
 Both sides are independent: the simulators only run the optimizers, the theory only evaluates
 formulas; the tolerances below come from the measurement error, explained at each assertion.
