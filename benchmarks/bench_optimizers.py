@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
     if rounds < 1:
         raise SystemExit("--rounds must be >= 1")
     rng = np.random.default_rng(args.seed)
+    load_start = os.getloadavg()
     problems = {"flat_1e6": 20, "flat_1e7": 3, "resnet20_tree": 30}  # steps per round
     results = {}
     for problem, steps in problems.items():
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "device": {"platform": dev.platform, "kind": dev.device_kind, "count": jax.device_count()},
         "cpu_count": os.cpu_count(),
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "machine": platform.machine(),
         "versions": {
             "python": platform.python_version(),
