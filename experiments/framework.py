@@ -25,7 +25,7 @@ from experiments.record import Record, to_jsonable, verdict
 from experiments.registry import Experiment, discover, get, register
 from experiments.report import write_report
 from experiments.reproduce import reproduce, run_experiment
-from experiments.style import STYLE, figure, save_figure, style
+from experiments.style import STYLE, figure, moving_average, save_figure, style
 
 __all__ = [
     "STYLE",
@@ -34,6 +34,7 @@ __all__ = [
     "discover",
     "figure",
     "get",
+    "moving_average",
     "register",
     "reproduce",
     "run_experiment",

@@ -80,6 +80,27 @@ def style(method: str, **overrides: Any) -> dict[str, Any]:
     return kwargs
 
 
+def moving_average(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average of a noisy trace that skips non-finite samples.
+
+    ``out_t = sum_{|s - t| < width/2, x_s finite} x_s / #{finite x_s in the window}`` (NaN where a
+    window holds no finite sample), the same length as ``x``.
+
+    Example:
+        >>> moving_average(np.array([1.0, np.nan, 3.0, 5.0]), 2).tolist()
+        [1.0, 1.0, 3.0, 4.0]
+    """
+    if width < 1:
+        raise ValueError(f"width must be an integer >= 1 (got {width!r})")
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(x)
+    kernel = np.ones(width)
+    num = np.convolve(np.where(ok, x, 0.0), kernel, "same")
+    den = np.convolve(ok.astype(float), kernel, "same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
 def figure(
     ncols: int = 1, nrows: int = 1, *, width: float | None = None, height: float | None = None
 ) -> tuple[Figure, Any]:

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from matplotlib.figure import Figure
 
-from experiments.framework import Record, figure, style
-
-
-def _smooth(x: np.ndarray, width: int = 100) -> np.ndarray:
-    ok = np.isfinite(x)
-    num = np.convolve(np.where(ok, x, 0.0), np.ones(width), "same")
-    den = np.convolve(ok.astype(float), np.ones(width), "same")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+from experiments.framework import Record, figure, moving_average, style
 
 
 def plot(record: Record) -> Figure:
@@ -22,12 +13,12 @@ def plot(record: Record) -> Figure:
     fig, (left, right) = figure(ncols=2)
     target = float(arr["target"])
     left.plot(
-        _smooth(arr["track_traj_reading"]),
+        moving_average(arr["track_traj_reading"], 100),
         **style("measured", linestyle="-", marker=None, lw=1.0,
                 label="total momentum, trajectory sensor"),
     )  # fmt: skip
     left.plot(
-        _smooth(arr["track_mu_hat"]), color=style("yellowfin")["color"], lw=1.0,
+        moving_average(arr["track_mu_hat"], 100), color=style("yellowfin")["color"], lw=1.0,
         label="loop sensor",
     )  # fmt: skip
     left.plot(arr["track_mu_algo"], **style("heavy-ball", marker=None, lw=1.0,

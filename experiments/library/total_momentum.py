@@ -51,7 +51,15 @@ from scipy import stats
 
 import gpu
 import theory
-from experiments.framework import Experiment, Record, figure, register, style, verdict
+from experiments.framework import (
+    Experiment,
+    Record,
+    figure,
+    moving_average,
+    register,
+    style,
+    verdict,
+)
 from gpu.data import load_digits
 from gpu.models import MLP, init_model
 from optimizers import momentum_feedback
@@ -314,14 +322,6 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
     )
 
 
-def _smooth(x: np.ndarray, width: int = 50) -> np.ndarray:
-    ok = np.isfinite(x)
-    num = np.convolve(np.where(ok, x, 0.0), np.ones(width), "same")
-    den = np.convolve(ok.astype(float), np.ones(width), "same")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
-
-
 def plot(record: Record) -> Figure:
     """Left: readings vs mu_L with the predictions; right: smoothed sensor traces."""
     arr = record.arrays
@@ -378,7 +378,7 @@ def plot(record: Record) -> Figure:
         (f"net_trace_{i}_{m}", f"MLP, M={m}", "yellowfin"),
     ):
         if key in arr:
-            right.plot(_smooth(arr[key]), color=style(st)["color"], lw=1.0, label=lab)
+            right.plot(moving_average(arr[key], 50), color=style(st)["color"], lw=1.0, label=lab)
     right.axhline(arr["first_order"][i], **style("prediction", label="first-order total"))
     right.axhline(mus[i], **style("bound", label=r"$\mu_L$"))
     right.set_xlabel("step")

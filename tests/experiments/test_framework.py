@@ -272,3 +272,25 @@ def test_plan_selects_by_device() -> None:
 
 def test_framework_exports() -> None:
     assert Experiment is registry.Experiment
+
+
+def test_moving_average_skips_non_finite_samples_like_a_direct_window_mean() -> None:
+    from experiments.framework import moving_average
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=97)
+    x[rng.choice(97, 20, replace=False)] = np.nan
+    x[:9] = np.inf  # a window with no finite sample gives NaN
+    for width in (1, 4, 7):
+        got = moving_average(x, width)
+        # np.convolve(..., "same") centres the window at offset (width - 1) // 2 from its start
+        lo = np.arange(x.size) - (width - 1) // 2 - (1 - width % 2)
+        for t in range(x.size):
+            w = x[max(lo[t], 0) : max(lo[t] + width, 0)]
+            w = w[np.isfinite(w)]
+            if w.size:
+                assert got[t] == pytest.approx(w.mean(), rel=1e-12)
+            else:
+                assert np.isnan(got[t])
+    with pytest.raises(ValueError, match=r"^width must be an integer >= 1"):
+        moving_average(x, 0)
