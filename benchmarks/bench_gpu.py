@@ -57,10 +57,16 @@ import numpy as np
 import optax
 from flax import nnx
 
+from gpu import (
+    as_extra_args,
+    classification_task,
+    init_state,
+    language_model_task,
+    make_step,
+    scan_steps,
+)
 from gpu.data import Dataset, load_text
 from gpu.models import CharLSTM, ResNet, init_model
-from gpu.tasks import classification_task, language_model_task
-from gpu.train import as_extra_args, init_state, make_step, scan_steps
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu.json"
 TARGET = 1.15

@@ -16,7 +16,15 @@ from gpu.rates import (
 )
 from gpu.stale import StalenessLaw, empirical, fixed, geometric, uniform
 from gpu.tasks import Task, classification_task, evaluate, language_model_task
-from gpu.train import TrainResult, TrainState, init_state, make_step, scan_steps, train
+from gpu.train import (
+    TrainResult,
+    TrainState,
+    as_extra_args,
+    init_state,
+    make_step,
+    scan_steps,
+    train,
+)
 
 __all__ = [
     "Coordinates",
@@ -26,6 +34,7 @@ __all__ = [
     "Task",
     "TrainResult",
     "TrainState",
+    "as_extra_args",
     "classification_task",
     "empirical",
     "evaluate",

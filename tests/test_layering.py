@@ -5,8 +5,9 @@ and gpu/ must never import theory/ (a measurement that re-evaluates the formula 
 and each package imports only those below it.
 
 DESIGN.md's further rule, cross-package imports through each package's ``__init__`` public names
-only, is not checked here: ``experiments/library`` and ``benchmarks`` still import submodules such
-as ``gpu.data`` and ``simulators.asynchrony`` directly.
+only, is checked by :func:`private_reaches`: an import from another of our packages must name a
+package (a directory with an ``__init__.py``, such as ``gpu``, ``gpu.data`` or
+``simulators.asynchrony``), never one of its modules (``gpu.train``) or a private name.
 """
 
 from __future__ import annotations
@@ -67,6 +68,62 @@ def violations(root: Path, package: str) -> list[str]:
             ):
                 found.append(where)
     return found
+
+
+def private_reaches(root: Path, package: str) -> list[str]:
+    """Imports in ``root/package`` that reach into another package of ours past an ``__init__``.
+
+    ``from a.b import c`` / ``import a.b`` with ``a`` another of our packages is allowed only when
+    ``a/b`` is a package directory with an ``__init__.py`` and ``c`` does not start with ``_``.
+    """
+    found = []
+    for path in _files(root, package):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [(alias.name, []) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [(node.module, [alias.name for alias in node.names])]
+            else:
+                continue
+            for module, names in targets:
+                top = module.split(".")[0]
+                if top not in OURS or top == package or top == "tests":
+                    continue
+                where = f"{path.relative_to(root)}:{node.lineno} imports {module}"
+                if not (root / module.replace(".", "/") / "__init__.py").is_file():
+                    found.append(where)
+                elif any(n.startswith("_") for n in names):
+                    found.append(f"{where} private name")
+    return found
+
+
+@pytest.mark.parametrize("package", [*sorted(RULES), "benchmarks"])
+def test_cross_package_imports_go_through_init(package: str) -> None:
+    found = private_reaches(ROOT, package)
+    assert not found, "\n".join(found)
+
+
+def test_init_rule_checker_catches_a_violation(tmp_path: Path) -> None:
+    files = {
+        "gpu/__init__.py": "from gpu.train import train\n",
+        "gpu/data/__init__.py": "",
+        "gpu/train.py": "",
+        "experiments/__init__.py": "",
+        "experiments/a.py": (
+            "import gpu\nfrom gpu.data import load\nfrom gpu.train import train\n"
+            "import gpu.train\nfrom gpu import _secret\nfrom experiments.b import c\n"
+        ),
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert private_reaches(tmp_path, "gpu") == []  # a package may use its own modules
+    assert private_reaches(tmp_path, "experiments") == [
+        "experiments/a.py:3 imports gpu.train",
+        "experiments/a.py:4 imports gpu.train",
+        "experiments/a.py:5 imports gpu private name",
+    ]
 
 
 @pytest.mark.parametrize("package", sorted(RULES))
