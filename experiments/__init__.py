@@ -24,6 +24,8 @@ _EXPORTS = {
     "import_errors": "experiments.registry",
     "register": "experiments.registry",
     "Record": "experiments.record",
+    "Check": "experiments.checks",
+    "decide": "experiments.checks",
     "verdict": "experiments.record",
     "Outcome": "experiments.reproduce",
     "finished_record": "experiments.reproduce",
@@ -32,7 +34,7 @@ _EXPORTS = {
     "load_records": "experiments.report",
     "write_report": "experiments.report",
 }
-_MODULES = ("framework", "record", "registry", "report", "reproduce")
+_MODULES = ("checks", "framework", "record", "registry", "report", "reproduce", "stats")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

@@ -12,7 +12,9 @@ An experiment lives in ``experiments/library/<name>.py``::
         def quick(cls) -> "Config":
             return cls(n=100)
 
-    def run(cfg: Config, seed: int) -> Record: ...      # prediction, measurement, verdict
+    def run(cfg: Config, seed: int) -> Record:
+        checks = [check("rate", "verification", abs(measured - predicted) <= tol, ...)]
+        return Record(claim, prediction, measurement, tolerance, checks=checks)  # verdict derived
     def plot(record: Record) -> Figure: ...              # use experiments.framework.figure
 
     EXPERIMENT = register(Experiment(name="my-claim", title="...", claim="...", config=Config,
@@ -21,16 +23,24 @@ An experiment lives in ``experiments/library/<name>.py``::
 
 from __future__ import annotations
 
+from experiments.checks import Check, check, decide, interval_check
 from experiments.record import Record, to_jsonable, verdict
 from experiments.registry import Experiment, discover, get, register
 from experiments.report import write_report
 from experiments.reproduce import reproduce, run_experiment
+from experiments.stats import bootstrap_interval, ratio_interval
 from experiments.style import STYLE, figure, moving_average, save_figure, style
 
 __all__ = [
     "STYLE",
+    "Check",
     "Experiment",
     "Record",
+    "bootstrap_interval",
+    "check",
+    "decide",
+    "interval_check",
+    "ratio_interval",
     "discover",
     "figure",
     "get",

@@ -22,10 +22,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-VERDICTS = ("holds", "fails", "not applicable", "error")
+from experiments.checks import VERDICTS, Check, decide, validate
+
 RECORD_FILE = "record.json"
 ARRAYS_FILE = "arrays.npz"
 SCHEMA = 1
+
+
+__all__ = ["VERDICTS", "Record", "verdict"]
 
 
 def verdict(ok: bool | np.bool_) -> str:
@@ -163,27 +167,43 @@ class Record:
         prediction: what theory predicts (JSON-able after :func:`to_jsonable`).
         measurement: what the simulator or trainer measured.
         tolerance: the tolerance of the comparison (a dict of numbers or a sentence).
-        verdict: ``"holds"``, ``"fails"``, ``"not applicable"`` or ``"error"``.
+        verdict: one of :data:`VERDICTS`. Leave it empty when ``checks`` are given: it is then
+            :func:`experiments.checks.decide` of them (a verdict given next to checks must equal
+            it, so the verdict, the report row and the README line come from one place).
         summary: one line, e.g. ``"predicted 0.900, measured 0.901"``.
         arrays: named NumPy arrays (written to ``arrays.npz``, loaded back lazily).
         name: the experiment's registry name (filled by the runner).
         config: the configuration as a dict (filled by the runner from the config dataclass).
         provenance: git commit, dirty flag, package versions, seed, device, wall time, start time
             and quick flag (filled by the runner).
+        checks: the :class:`~experiments.checks.Check` list the verdict is decided from.
+        smoke: why the configuration is too small to decide (empty when it can decide); a
+            non-empty reason makes the verdict ``"smoke"`` unless a precondition or a verification
+            fails.
     """
 
     claim: str
     prediction: dict[str, Any]
     measurement: dict[str, Any]
     tolerance: dict[str, Any] | str
-    verdict: str
+    verdict: str = ""
     summary: str = ""
     arrays: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     name: str = ""
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    checks: list[Check] = dataclasses.field(default_factory=list)
+    smoke: str = ""
 
     def __post_init__(self) -> None:
+        self.checks = validate(self.checks)
+        if self.checks and self.verdict != "error":
+            decided = decide(self.checks, smoke=bool(self.smoke))
+            if self.verdict and self.verdict != decided:
+                raise ValueError(
+                    f"verdict {self.verdict!r} disagrees with its checks, which decide {decided!r}"
+                )
+            self.verdict = decided
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)} (got {self.verdict!r})")
         for field in ("prediction", "measurement"):
@@ -212,6 +232,8 @@ class Record:
             "config": to_jsonable(self.config),
             "provenance": to_jsonable(self.provenance),
             "arrays": arrays,
+            "checks": [c.to_json() for c in self.checks],
+            "smoke": self.smoke,
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -262,4 +284,6 @@ class Record:
             name=data.get("name", ""),
             config=data.get("config", {}),
             provenance=data.get("provenance", {}),
+            checks=[Check.from_json(c) for c in data.get("checks", [])],
+            smoke=data.get("smoke", ""),
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import registry
+from experiments.checks import DECIDING, VERDICTS
 from experiments.record import ARRAYS_FILE, RECORD_FILE, Record, atomic_write_text, file_digest
 
 REPORT_FILE = "report.html"
@@ -34,6 +35,8 @@ th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
 th{background:#f3f3f3}
 .holds{color:#087f23;font-weight:bold}.fails{color:#b00020;font-weight:bold}
 .error{color:#b00020;font-style:italic}.na{color:#666}
+.unresolved,.smoke{color:#8a5a00;font-weight:bold}
+td.pass{color:#087f23}td.fail{color:#b00020}td.unresolved{color:#8a5a00}
 section{margin-top:2.5em;border-top:1px solid #ddd;padding-top:1em}
 img{max-width:100%;height:auto}
 pre{background:#f7f7f7;padding:0.5em;overflow-x:auto;font-size:0.8em}
@@ -107,7 +110,34 @@ def record_figures(record: Record, directory: str | Path) -> dict[str, Path]:
 
 
 def _verdict_class(verdict: str) -> str:
-    return {"holds": "holds", "fails": "fails", "error": "error"}.get(verdict, "na")
+    known = ("holds", "fails", "error", "unresolved", "smoke")
+    return verdict if verdict in known else "na"
+
+
+def _checks_html(record: Record) -> str:
+    """The checks table: name, kind, predicted, measured, tolerance, outcome, note."""
+    if not record.checks:
+        return ""
+    rows = [
+        "<table><tr><th>check</th><th>kind</th><th>predicted</th><th>measured</th>"
+        "<th>tolerance</th><th>outcome</th><th>note</th></tr>"
+    ]
+    for c in record.checks:
+        data = c.to_json()
+        cells = [
+            html.escape(c.name + (" (headline)" if c.headline else "")),
+            html.escape(c.kind + ("" if c.kind in DECIDING else " (does not decide)")),
+            html.escape(format_value(data["predicted"])),
+            html.escape(format_value(data["measured"])),
+            html.escape(format_value(data["tolerance"])),
+        ]
+        rows.append(
+            "<tr>"
+            + "".join(f"<td>{x}</td>" for x in cells)
+            + f'<td class="{c.outcome}">{c.outcome}</td><td>{html.escape(c.note)}</td></tr>'
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
 
 
 def _kv_html(values: Mapping[str, Any] | str) -> str:
@@ -128,6 +158,9 @@ def _section(record: Record, out: Path, figures: Mapping[str, Path]) -> str:
         f'<p><b>Verdict:</b> <span class="{cls}">{html.escape(record.verdict)}</span> '
         f"&mdash; {html.escape(record.summary)}</p>"
     )
+    if record.smoke:
+        parts.append(f"<p><b>Smoke run.</b> {html.escape(record.smoke)}</p>")
+    parts.append(_checks_html(record))
     if "figure.png" in figures:
         data = base64.b64encode(figures["figure.png"].read_bytes()).decode("ascii")
         parts.append(f'<img alt="figure of {name}" src="data:image/png;base64,{data}">')
@@ -182,8 +215,8 @@ def render_html(
             f"<tr><td>{html.escape(name)}</td><td colspan=3>{html.escape(why)}</td>"
             '<td class="na">not run</td></tr>'
         )
-    counts = {v: sum(r.verdict == v for r in records) for v in ("holds", "fails", "error")}
-    head = ", ".join(f"{n} {v}" for v, n in counts.items())
+    counts = {v: sum(r.verdict == v for r in records) for v in VERDICTS}
+    head = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "none"
     return "\n".join(
         [
             "<!DOCTYPE html>",
