@@ -12,7 +12,10 @@ that mentions ``[h_min, h_max]`` is shown as written.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +35,7 @@ from rich.table import Table
 from rich.text import Text
 
 from experiments import registry, report, reproduce
+from experiments.record import Record
 
 app = typer.Typer(
     name="momlab",
@@ -63,24 +67,71 @@ def _warn_import_errors() -> None:
         print(f"momlab: warning: {module} failed to import: {message}", file=sys.stderr)
 
 
+def _tiers(exp: registry.Experiment) -> str:
+    return "quick, full, gpu" if exp.has_gpu_tier else "quick, full"
+
+
 @app.command("list")
 def list_experiments() -> None:
-    """List the registered experiments: name, device, title and claim."""
+    """List the registered experiments: name, device, tiers and title (claims: momlab show)."""
     found = registry.discover()
     _warn_import_errors()
     table = Table(title=f"{len(found)} experiments", show_lines=False)
-    for column in ("name", "device", "title", "claim"):
-        table.add_column(column, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("device", no_wrap=True)
+    table.add_column("tiers", no_wrap=True)
+    table.add_column("title", overflow="fold")
     for exp in found:
-        table.add_row(*(Text(cell) for cell in (exp.name, exp.device, exp.title, exp.claim)))
+        table.add_row(*(Text(c) for c in (exp.name, exp.device, _tiers(exp), exp.title)))
     _console().print(table)
+
+
+@app.command("show")
+def show_one(
+    name: Annotated[str, typer.Argument(help="experiment name (see momlab list)")],
+    out: Annotated[str, typer.Option(help="results directory holding its last record")] = "results",
+) -> None:
+    """Show one experiment: its claim, tiers, and the checks and outcome of its last record."""
+    registry.discover()
+    exp = registry.get(name)
+    console = _console()
+    _say(console, f"{exp.name}: {exp.title}")
+    _say(console, f"claim: {exp.claim}")
+    _say(console, f"device: {exp.device}; tiers: {_tiers(exp)}")
+    try:
+        record = Record.load(Path(out) / exp.name)
+    except (FileNotFoundError, ValueError, KeyError, OSError):
+        _say(console, f"last outcome: none (no readable record in {Path(out) / exp.name})")
+        return
+    tier = record.provenance.get("tier", "quick" if record.provenance.get("quick") else "full")
+    _say(console, f"last outcome ({tier}): {record.verdict} - {record.summary}")
+    if record.smoke:
+        _say(console, f"smoke: {record.smoke}")
+    if record.checks:
+        table = Table(show_lines=False)
+        for column in ("check", "kind", "outcome", "note"):
+            table.add_column(column, overflow="fold", no_wrap=column != "note")
+        for c in record.checks:
+            table.add_row(*(Text(x) for x in (c.name, c.kind, c.outcome, c.note)))
+        console.print(table)
+
+
+def _output_dir(out: str) -> Path:
+    """``reproduce.ensure_output_dir`` with errors that name the ``--out`` option."""
+    try:
+        return reproduce.ensure_output_dir(out)
+    except ValueError as err:
+        raise ValueError(f"--out: {err}") from err
 
 
 @app.command("run")
 def run_one(
-    name: Annotated[str, typer.Argument(help="experiment name (see `momlab list`)")],
+    name: Annotated[str, typer.Argument(help="experiment name (see momlab list)")],
     quick: Annotated[
-        bool, typer.Option("--quick/--full", help="quick or full configuration")
+        bool, typer.Option("--quick/--full", help="quick (default) or full configuration")
+    ] = True,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="the paper-scale gpu tier, where the experiment has one")
     ] = False,
     seed: Annotated[int, typer.Option(min=0, max=reproduce.SEED_MAX, help="random seed")] = 0,
     out: Annotated[str, typer.Option(help="results directory")] = "results",
@@ -91,10 +142,11 @@ def run_one(
     """
     registry.discover()
     exp = registry.get(name)
-    target = reproduce.ensure_output_dir(out)
-    record = reproduce.run_experiment(exp, quick=quick, seed=seed, out=target)
+    target = _output_dir(out)
+    tier = "gpu" if gpu else ("quick" if quick else "full")
+    record = reproduce.run_experiment(exp, tier=tier, seed=seed, out=target)
     console = _console()
-    _say(console, f"{exp.name}: {record.verdict} - {record.summary}")
+    _say(console, f"{exp.name} ({tier}): {record.verdict} - {record.summary}")
     _say(console, f"written to {target / exp.name}")
     if record.verdict == "error":
         raise typer.Exit(1)
@@ -106,7 +158,10 @@ def reproduce_all(
         bool, typer.Option("--quick/--full", help="quick (default) or full configurations")
     ] = True,
     gpu: Annotated[
-        bool, typer.Option("--gpu", help="also run GPU experiments without a GPU (quick configs)")
+        bool,
+        typer.Option(
+            "--gpu", help="gpu tier: paper-scale configs (automatic with --full on a GPU machine)"
+        ),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="rerun finished records too")] = False,
     only: Annotated[
@@ -123,7 +178,7 @@ def reproduce_all(
     registry.discover()
     for name in only or ():
         registry.get(name)
-    reproduce.ensure_output_dir(out)
+    _output_dir(out)
     console = _console()
     columns = (
         SpinnerColumn(),
@@ -255,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     except _EXIT as stop:
         return int(stop.exit_code)
     except (*_ABORT, KeyboardInterrupt):
-        print("momlab: aborted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except _CLICK_ERRORS as err:
         text = err.format_message() if hasattr(err, "format_message") else str(err)
@@ -273,8 +328,27 @@ def main(argv: list[str] | None = None) -> int:
     return status if isinstance(status, int) else 0
 
 
+INTERRUPTED = "momlab: interrupted; finished records kept"
+
+
+def _on_interrupt(signum: int, frame: object) -> None:
+    """SIGINT: one line, exit status 130, at once.
+
+    Raising ``KeyboardInterrupt`` inside JAX lets it land in XLA's callbacks (where it is ignored,
+    so the first Ctrl-C is swallowed) or unwind through running XLA threads at interpreter exit
+    (a segmentation fault). Nothing needs unwinding: every finished record is already on disk
+    (written atomically) and a half-written staging directory is swept by the next run, so the
+    process ends here without running Python's shutdown.
+    """
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os.write(2, (INTERRUPTED + "\n").encode())
+    os._exit(130)
+
+
 def run() -> None:
-    """Console-script wrapper: exit with :func:`main`'s status."""
+    """Console-script wrapper: exit with :func:`main`'s status; Ctrl-C ends with status 130."""
+    signal.signal(signal.SIGINT, _on_interrupt)
     sys.exit(main())
 
 

@@ -84,8 +84,10 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-def collect(*, seed: int, quick: bool, started: str, wall_time_s: float) -> dict[str, Any]:
-    """The provenance dict stored in every record."""
+def collect(
+    *, seed: int, quick: bool, started: str, wall_time_s: float, tier: str | None = None
+) -> dict[str, Any]:
+    """The provenance dict stored in every record (``tier``: quick/full from ``quick`` if None)."""
     commit, dirty = git_state()
     return {
         "git_commit": commit,
@@ -93,6 +95,7 @@ def collect(*, seed: int, quick: bool, started: str, wall_time_s: float) -> dict
         "versions": package_versions(),
         "seed": int(seed),
         "quick": bool(quick),
+        "tier": tier or ("quick" if quick else "full"),
         "device": device_description(),
         "started": started,
         "wall_time_s": round(float(wall_time_s), 3),

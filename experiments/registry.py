@@ -21,6 +21,7 @@ from typing import Any
 from experiments.record import Record, to_jsonable
 
 DEVICES = ("cpu", "gpu")
+TIERS = ("quick", "full", "gpu")
 EXTRA_ENV = "MOMLAB_EXTRA_EXPERIMENTS"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -37,11 +38,15 @@ class Experiment:
         title: a few words for tables and figure titles.
         claim: the claim under test, one sentence.
         config: a frozen dataclass type (``@dataclass(frozen=True)``) with a classmethod
-            ``quick``; ``config()`` is the full configuration and ``config.quick()`` the quick one.
+            ``quick``; ``config()`` is the full configuration (the CPU evidence) and
+            ``config.quick()`` the quick one (minutes on a 2-core CPU). An optional classmethod
+            ``gpu`` gives the paper-scale configuration of the ``gpu`` tier; without it the gpu
+            tier runs the full configuration.
         run: ``run(cfg, seed) -> Record``: prediction from theory, measurement from a simulator or a
             trainer, and the verdict.
         plot: ``plot(record) -> matplotlib.figure.Figure``.
-        device: ``"cpu"`` or ``"gpu"`` (what the full configuration is meant for).
+        device: ``"cpu"`` or ``"gpu"`` (what the full configuration is meant for). Every quick
+            configuration runs on a CPU.
         order: position in listings and in the report.
     """
 
@@ -65,16 +70,45 @@ class Experiment:
         if not callable(self.run) or not callable(self.plot):
             raise ValueError(f"experiment {self.name!r}: run and plot must be callables")
 
-    def make_config(self, quick: bool) -> Any:
-        """The quick or the full configuration instance."""
-        cfg = self.config.quick() if quick else self.config()
+    @property
+    def has_gpu_tier(self) -> bool:
+        """Whether the config declares a paper-scale ``gpu()`` configuration of its own."""
+        return isinstance(inspect.getattr_static(self.config, "gpu", None), classmethod)
+
+    def make_config(self, tier: bool | str) -> Any:
+        """The configuration instance of ``tier`` (``True``/``False`` mean quick/full).
+
+        Raises:
+            ValueError: for an unknown tier, or a classmethod returning another type.
+        """
+        tier = tier_name(tier)
+        if tier == "quick":
+            cfg, made_by = self.config.quick(), "quick()"
+        elif tier == "gpu" and self.has_gpu_tier:
+            cfg, made_by = self.config.gpu(), "gpu()"
+        else:
+            cfg, made_by = self.config(), "the constructor"
         if not isinstance(cfg, self.config):
-            raise ValueError(f"{self.name}: config.quick() must return a {self.config.__name__}")
+            raise ValueError(f"{self.name}: config.{made_by} must return a {self.config.__name__}")
         return cfg
 
-    def config_dict(self, quick: bool) -> dict[str, Any]:
+    def config_dict(self, tier: bool | str) -> dict[str, Any]:
         """The configuration as plain JSON types (what a record stores and reuse compares)."""
-        return to_jsonable(dataclasses.asdict(self.make_config(quick)))
+        return to_jsonable(dataclasses.asdict(self.make_config(tier)))
+
+
+def tier_name(tier: bool | str) -> str:
+    """``"quick"``, ``"full"`` or ``"gpu"`` from a tier name or a quick flag.
+
+    Example:
+        >>> tier_name(True), tier_name(False), tier_name("gpu")
+        ('quick', 'full', 'gpu')
+    """
+    if isinstance(tier, (bool,)):
+        return "quick" if tier else "full"
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {', '.join(TIERS)} (got {tier!r})")
+    return tier
 
 
 def _check_config(name: str, config: Any) -> None:

@@ -14,7 +14,12 @@ run's files are never mixed with the new ones: a run whose plot raises leaves no
 older run behind, and an interrupted run leaves the previous finished record untouched. The record
 also stores the SHA-256 of each figure it wrote, and the report shows only figures that match.
 
-A finished record is reused when its configuration, quick flag, seed and code fingerprint equal the
+Tiers (:data:`experiments.registry.TIERS`): ``quick`` (the default, minutes on a 2-core CPU; every
+experiment's quick configuration runs on a CPU), ``full`` (the CPU evidence) and ``gpu`` (each
+experiment's paper-scale ``gpu()`` configuration where it declares one, else its full one; chosen
+by ``gpu=True``, and automatically for a full run on a machine with a GPU).
+
+A finished record is reused when its configuration, tier, seed and code fingerprint equal the
 requested ones and its verdict is not ``"error"``; ``force=True`` reruns everything. The code
 fingerprint (:func:`experiments.fingerprint.code_fingerprint`) is a SHA-256 over the sources of
 the packages ``theory``, ``optimizers``, ``simulators`` and ``gpu`` and of the experiment's module
@@ -62,6 +67,10 @@ def ensure_output_dir(out: str | Path) -> Path:
     Raises:
         ValueError: naming the directory and the reason when it cannot be created or written.
     """
+    if not isinstance(out, (str, Path)) or not str(out):
+        raise ValueError("output directory must be a non-empty path (got '')")
+    if "\x00" in str(out):
+        raise ValueError("output directory must not contain a NUL byte")
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -77,9 +86,15 @@ def ensure_output_dir(out: str | Path) -> Path:
 
 def _why(path: Path, err: OSError) -> str:
     """A short reason why ``path`` could not be created or written."""
+    if err.errno == errno.ENAMETOOLONG:
+        return "file name too long"
     existing = path
     for existing in (path, *path.parents):
-        if existing.exists():
+        try:
+            found = existing.exists()
+        except OSError:
+            continue
+        if found:
             if not existing.is_dir():
                 return f"{str(existing)!r} is a file, not a directory"
             break
@@ -180,7 +195,12 @@ def _write_figures(experiment: registry.Experiment, record: Record, directory: P
 
 
 def run_experiment(
-    experiment: registry.Experiment, *, quick: bool, seed: int, out: str | Path
+    experiment: registry.Experiment,
+    *,
+    quick: bool | None = None,
+    seed: int,
+    out: str | Path,
+    tier: str | None = None,
 ) -> Record:
     """Run one experiment, write its record and figure under ``out/<name>/`` and return the record.
 
@@ -189,24 +209,28 @@ def run_experiment(
     verdict alone. The files are written into a staging directory, figures before ``record.json``,
     and the whole directory then replaces ``out/<name>/``: nothing of an earlier run survives, and
     until the swap the earlier run's files stay as they were.
+
+    Give either ``quick`` (quick or full tier) or ``tier`` (``"quick"``, ``"full"``, ``"gpu"``).
     """
     check_seed(seed)
+    tier = _tier(quick, tier)
+    quick = tier == "quick"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = experiment.config_dict(quick)
+    config = experiment.config_dict(tier)
     fingerprint = code_fingerprint(experiment)
     started = provenance.utc_now()
     t0 = time.perf_counter()
     failure: str | None = None
     try:
-        record = experiment.run(experiment.make_config(quick), seed)
+        record = experiment.run(experiment.make_config(tier), seed)
         if not isinstance(record, Record):
             raise TypeError(f"run() returned {type(record).__name__}, not a Record")
     except Exception as err:
         failure = traceback.format_exc(limit=8)
         record = _error_record(experiment, err)
     wall = time.perf_counter() - t0
-    prov = provenance.collect(seed=seed, quick=quick, started=started, wall_time_s=wall)
+    prov = provenance.collect(seed=seed, quick=quick, started=started, wall_time_s=wall, tier=tier)
     prov["code_fingerprint"] = fingerprint
     if failure:
         prov["traceback"] = failure
@@ -230,14 +254,27 @@ def run_experiment(
     return record
 
 
+def _tier(quick: bool | None, tier: str | None) -> str:
+    if (quick is None) == (tier is None):
+        raise ValueError("give either quick or tier (not both, not neither)")
+    return registry.tier_name(quick if tier is None else tier)
+
+
 def finished_record(
-    experiment: registry.Experiment, *, quick: bool, seed: int, out: str | Path
+    experiment: registry.Experiment,
+    *,
+    quick: bool | None = None,
+    seed: int,
+    out: str | Path,
+    tier: str | None = None,
 ) -> Record | None:
     """The reusable finished record of ``experiment`` under ``out``, or None.
 
-    Reusable means: same name, configuration, quick flag, seed and :func:`code_fingerprint`, and a
+    Reusable means: same name, configuration, tier, seed and :func:`code_fingerprint`, and a
     verdict other than ``"error"``.
     """
+    tier = _tier(quick, tier)
+    quick = tier == "quick"
     directory = Path(out) / experiment.name
     try:
         record = Record.load(directory)
@@ -247,8 +284,9 @@ def finished_record(
     same = (
         record.name == experiment.name
         and record.verdict != "error"
-        and record.config == to_jsonable(experiment.config_dict(quick))
+        and record.config == to_jsonable(experiment.config_dict(tier))
         and prov.get("quick") == quick
+        and prov.get("tier", "quick" if prov.get("quick") else "full") == tier
         and prov.get("seed") == seed
         and prov.get("code_fingerprint") == code_fingerprint(experiment)
     )
@@ -267,19 +305,22 @@ class Outcome:
 
 def plan(
     experiments: Sequence[registry.Experiment], *, quick: bool, gpu: bool, gpu_present: bool
-) -> list[tuple[registry.Experiment, bool | None]]:
-    """Pair each experiment with the quick flag it runs with, or None when it is skipped.
+) -> list[tuple[registry.Experiment, str]]:
+    """Pair each experiment with the tier it runs at.
 
-    CPU experiments always run as asked. GPU experiments run as asked when a GPU is present; on a
-    CPU-only machine they run with their quick configuration when ``gpu`` is set, else are skipped.
+    ``gpu=True`` asks for the gpu tier; a full run (``quick=False``) on a machine with a GPU is
+    upgraded to it. In the gpu tier an experiment without a ``gpu()`` configuration runs its full
+    one. Otherwise every experiment runs at the asked tier, quick or full, on any machine.
+
+    Example:
+        >>> from experiments.registry import get, discover
+        >>> exps = [e for e in discover() if e.name == "robust-region"]
+        >>> [(e.name, t) for e, t in plan(exps, quick=True, gpu=False, gpu_present=True)]
+        [('robust-region', 'quick')]
     """
-    chosen: list[tuple[registry.Experiment, bool | None]] = []
-    for exp in experiments:
-        if exp.device == "cpu" or gpu_present:
-            chosen.append((exp, quick))
-        else:
-            chosen.append((exp, True if gpu else None))
-    return chosen
+    full = "gpu" if gpu_present else "full"
+    tier = "gpu" if gpu else ("quick" if quick else full)
+    return [(exp, tier) for exp in experiments]
 
 
 def reproduce(
@@ -298,7 +339,8 @@ def reproduce(
     Args:
         out: the results directory.
         quick: quick configurations (True, the default) or the full ones.
-        gpu: run GPU experiments on a machine without GPU too (with their quick configurations).
+        gpu: the gpu tier (paper-scale configurations where declared); chosen automatically for a
+            full run when a GPU is present.
         force: rerun even when a matching finished record exists.
         only: names to run (all registered experiments when empty).
         seed: the seed passed to every experiment.
@@ -322,22 +364,16 @@ def reproduce(
     if not only:
         for module, message in registry.import_errors().items():
             outcomes.append(Outcome(module, "error", f"import failed: {message}"))
-    for exp, run_quick in plan(selected, quick=quick, gpu=gpu, gpu_present=provenance.has_gpu()):
-        if run_quick is None:
-            outcome = Outcome(
-                exp.name, "skipped", "needs a GPU (use --gpu to run its quick config)"
-            )
+    for exp, tier in plan(selected, quick=quick, gpu=gpu, gpu_present=provenance.has_gpu()):
+        old = None if force else finished_record(exp, tier=tier, seed=seed, out=out)
+        if old is not None:
+            outcome = Outcome(exp.name, "reused", f"{tier}: {old.verdict}", old)
         else:
-            mode = "quick" if run_quick else "full"
-            old = None if force else finished_record(exp, quick=run_quick, seed=seed, out=out)
-            if old is not None:
-                outcome = Outcome(exp.name, "reused", f"{mode}: {old.verdict}", old)
-            else:
-                if on_start is not None:
-                    on_start(exp.name, mode)
-                rec = run_experiment(exp, quick=run_quick, seed=seed, out=out)
-                status = "error" if rec.verdict == "error" else "ran"
-                outcome = Outcome(exp.name, status, f"{mode}: {rec.verdict}", rec)
+            if on_start is not None:
+                on_start(exp.name, tier)
+            rec = run_experiment(exp, tier=tier, seed=seed, out=out)
+            status = "error" if rec.verdict == "error" else "ran"
+            outcome = Outcome(exp.name, status, f"{tier}: {rec.verdict}", rec)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

@@ -56,9 +56,23 @@ def _plot(record: Record):
 
 def _run_slow(cfg: FakeConfig, seed: int) -> Record:
     marker = os.environ.get("MOMLAB_FAKE_MARKER")
+    seconds = float(os.environ.get("MOMLAB_FAKE_SLEEP", "0"))
+    if os.environ.get("MOMLAB_FAKE_JAX"):  # busy in jitted JAX code, as a real experiment is
+        import jax
+        import jax.numpy as jnp
+
+        step = jax.jit(lambda a: jnp.tanh(a @ a.T) / a.shape[0])
+        a = jnp.ones((256, 256))
+        a = step(a).block_until_ready()
+        if marker:
+            Path(marker).touch()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            a = step(a + 1.0).block_until_ready()
+        return _run(cfg, seed)
     if marker:
         Path(marker).touch()
-    time.sleep(float(os.environ.get("MOMLAB_FAKE_SLEEP", "0")))
+    time.sleep(seconds)
     return _run(cfg, seed)
 
 

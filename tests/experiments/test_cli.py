@@ -39,18 +39,21 @@ def test_list_shows_every_experiment(fakes, capsys) -> None:
 
 def test_run_writes_the_result_directory(fakes, tmp_path, capsys) -> None:
     assert cli.main(["run", "fake-fast", "--quick", "--seed", "5", "--out", str(tmp_path)]) == 0
-    assert "fake-fast: holds" in capsys.readouterr().out
+    assert "fake-fast (quick): holds" in capsys.readouterr().out
     files = {p.name for p in (tmp_path / "fake-fast").iterdir()}
     assert files == {"record.json", "arrays.npz", "figure.png", "figure.svg"}
     rec = Record.load(tmp_path / "fake-fast")
     assert rec.provenance["seed"] == 5 and rec.config["n"] == 16
-    assert cli.main(["run", "fake-fast", "--out", str(tmp_path)]) == 0  # full config
-    assert Record.load(tmp_path / "fake-fast").config["n"] == 64
+    assert cli.main(["run", "fake-fast", "--out", str(tmp_path)]) == 0  # quick by default
+    assert Record.load(tmp_path / "fake-fast").config["n"] == 16
+    assert cli.main(["run", "fake-fast", "--full", "--out", str(tmp_path)]) == 0
+    rec = Record.load(tmp_path / "fake-fast")
+    assert rec.config["n"] == 64 and rec.provenance["tier"] == "full"
 
 
 def test_run_of_a_raising_experiment_exits_1(fakes, tmp_path, capsys) -> None:
     assert cli.main(["run", "fake-broken", "--quick", "--out", str(tmp_path)]) == 1
-    assert "fake-broken: error" in capsys.readouterr().out
+    assert "fake-broken (quick): error" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -118,7 +121,7 @@ def test_reproduce_runs_reuses_forces_and_skips(fakes, tmp_path, capsys) -> None
     assert cli.main(["reproduce", "--out", out]) == 1  # fake-broken raised
     text = capsys.readouterr().out
     assert "fake-fast: ran" in text and "fake-broken: error" in text
-    assert "fake-gpu: skipped" in text
+    assert "fake-gpu: ran (quick" in text  # every quick config runs on a CPU
     assert (tmp_path / "report.html").is_file() and (tmp_path / "summary.md").is_file()
     first = (tmp_path / "fake-fast" / "record.json").read_text()
 
@@ -132,9 +135,36 @@ def test_reproduce_runs_reuses_forces_and_skips(fakes, tmp_path, capsys) -> None
     assert cli.main(["reproduce", "--out", out, "--only", "fake-fast", "--full"]) == 0
     assert "fake-fast: ran (full" in capsys.readouterr().out  # other config: no reuse
 
-    assert cli.main(["reproduce", "--out", out, "--only", "fake-gpu", "--gpu", "--full"]) == 0
-    assert "fake-gpu: ran (quick" in capsys.readouterr().out  # CPU-only: quick config
-    assert Record.load(tmp_path / "fake-gpu").provenance["quick"] is True
+    assert cli.main(["reproduce", "--out", out, "--only", "fake-gpu", "--gpu"]) == 0
+    assert "fake-gpu: ran (gpu" in capsys.readouterr().out  # asked for: the gpu tier
+    prov = Record.load(tmp_path / "fake-gpu").provenance
+    assert prov["tier"] == "gpu" and prov["quick"] is False
+
+
+def test_list_never_breaks_a_name_and_show_gives_claim_and_checks(
+    fakes, tmp_path, capsys, monkeypatch
+) -> None:
+    long = dataclasses.replace(FAST, name="nonconvex-constant-rate-long-name", title="t " * 30)
+    monkeypatch.setitem(registry._REGISTRY, long.name, long)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert long.name in out and FAST.claim not in out  # the claim is in `show`
+    assert cli.main(["show", "fake-fast", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert FAST.claim in out and "last outcome: none" in out
+    assert cli.main(["run", "fake-fast", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert cli.main(["show", "fake-fast", "--out", str(tmp_path)]) == 0
+    assert "last outcome (quick): holds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 300, "a\x00b"])
+def test_bad_out_is_one_line_naming_out(fakes, bad, capsys) -> None:
+    assert cli.main(["run", "fake-fast", "--out", bad]) == 2
+    _one_line_error(capsys, "--out")
+    assert cli.main(["reproduce", "--out", bad]) == 2
+    _one_line_error(capsys, "--out")
 
 
 def test_report_command(fakes, tmp_path, capsys) -> None:
@@ -160,7 +190,7 @@ def markup(fakes, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_claims_summaries_and_paths_are_printed_verbatim(markup, tmp_path, capsys) -> None:
-    assert cli.main(["list"]) == 0
+    assert cli.main(["show", "fake-markup"]) == 0
     assert MARKUP_CLAIM in capsys.readouterr().out
     out = tmp_path / "[" / "x]"  # the path '.../[/x]' is a closing markup tag
     assert cli.main(["run", "fake-markup", "--quick", "--out", str(out)]) == 0

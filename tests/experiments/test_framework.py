@@ -259,15 +259,37 @@ def test_style_table_and_reproducible_figures() -> None:
     assert render(fig, "png") == render(fig, "png")
 
 
-def test_plan_selects_by_device() -> None:
-    gpu_exp = dataclasses.replace(FAST, name="fake-g", device="gpu")
+@dataclasses.dataclass(frozen=True)
+class _TieredConfig:
+    n: int = 64
+
+    @classmethod
+    def quick(cls) -> _TieredConfig:
+        return cls(n=16)
+
+    @classmethod
+    def gpu(cls) -> _TieredConfig:
+        return cls(n=4096)
+
+
+def test_plan_picks_one_tier_and_every_experiment_runs() -> None:
+    gpu_exp = dataclasses.replace(FAST, name="fake-g", device="gpu", config=_TieredConfig)
     exps = [FAST, gpu_exp]
-    cpu_only = reproduce.plan(exps, quick=False, gpu=False, gpu_present=False)
-    assert [q for _, q in cpu_only] == [False, None]
-    forced = reproduce.plan(exps, quick=False, gpu=True, gpu_present=False)
-    assert [q for _, q in forced] == [False, True]
-    with_gpu = reproduce.plan(exps, quick=False, gpu=False, gpu_present=True)
-    assert [q for _, q in with_gpu] == [False, False]
+
+    def tiers(**kw):
+        return [t for _, t in reproduce.plan(exps, **kw)]
+
+    assert tiers(quick=True, gpu=False, gpu_present=False) == ["quick", "quick"]
+    assert tiers(quick=True, gpu=False, gpu_present=True) == ["quick", "quick"]
+    assert tiers(quick=False, gpu=False, gpu_present=False) == ["full", "full"]
+    assert tiers(quick=False, gpu=False, gpu_present=True) == ["gpu", "gpu"]
+    assert tiers(quick=True, gpu=True, gpu_present=False) == ["gpu", "gpu"]
+    # the gpu tier is the gpu() config where declared, the full config elsewhere
+    assert gpu_exp.has_gpu_tier and not FAST.has_gpu_tier
+    assert gpu_exp.make_config("gpu").n == 4096 and FAST.make_config("gpu").n == 64
+    assert gpu_exp.make_config(True).n == 16 and gpu_exp.make_config("full").n == 64
+    with pytest.raises(ValueError, match="tier must be one of"):
+        FAST.make_config("huge")
 
 
 def test_framework_exports() -> None:
