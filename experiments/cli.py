@@ -141,6 +141,7 @@ def run_one(
     Exit status 1 when the experiment raised (its record then has verdict "error").
     """
     registry.discover()
+    _warn_import_errors()
     exp = registry.get(name)
     target = _output_dir(out)
     tier = "gpu" if gpu else ("quick" if quick else "full")
@@ -176,6 +177,7 @@ def reproduce_all(
     or an experiment module failed to import, 2 on invalid input.
     """
     registry.discover()
+    _warn_import_errors()
     for name in only or ():
         registry.get(name)
     _output_dir(out)

@@ -9,6 +9,7 @@ module, with the :mod:`experiments.library` modules it takes names from.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib.util
@@ -45,9 +46,32 @@ def _packages_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _library_dependencies(module: types.ModuleType) -> set[str]:
-    """Modules of :mod:`experiments.library` that ``module``'s globals come from (one level)."""
+def _imported_library_modules(module: types.ModuleType) -> set[str]:
+    """Modules of :mod:`experiments.library` named in ``module``'s import statements."""
+    file = getattr(module, "__file__", None)
+    try:
+        tree = ast.parse(Path(file).read_bytes()) if file else None
+    except (OSError, SyntaxError, ValueError):
+        return set()
     found = set()
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.startswith(f"{_LIBRARY}.") and n in sys.modules)
+    return found
+
+
+def _library_dependencies(module: types.ModuleType) -> set[str]:
+    """Modules of :mod:`experiments.library` that ``module`` imports or takes globals from.
+
+    Both the modules named in its import statements (a name re-exported by one module is a
+    dependency on that module too) and the modules that define its globals (one level).
+    """
+    found = _imported_library_modules(module)
     for value in list(vars(module).values()):
         try:
             name = value.__name__ if isinstance(value, types.ModuleType) else value.__module__

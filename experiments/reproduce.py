@@ -47,6 +47,7 @@ import numpy as np
 from experiments import provenance, registry
 from experiments.fingerprint import code_fingerprint
 from experiments.record import Record, current_umask, file_digest, to_jsonable
+from experiments.report import record_figures
 from experiments.style import save_figure
 
 SEED_MAX = 2**32 - 1
@@ -270,8 +271,10 @@ def finished_record(
 ) -> Record | None:
     """The reusable finished record of ``experiment`` under ``out``, or None.
 
-    Reusable means: same name, configuration, tier, seed and :func:`code_fingerprint`, and a
-    verdict other than ``"error"``.
+    Reusable means: same name, configuration, tier, seed and :func:`code_fingerprint`, a verdict
+    other than ``"error"``, and every figure the record stored still matching its SHA-256 (a
+    figure changed on disk makes the record rerun, not reused). A ``record.json`` that cannot be
+    read is not reusable either, so it is rerun.
     """
     tier = _tier(quick, tier)
     quick = tier == "quick"
@@ -290,6 +293,9 @@ def finished_record(
         and prov.get("seed") == seed
         and prov.get("code_fingerprint") == code_fingerprint(experiment)
     )
+    stored = prov.get("figures")
+    if same and isinstance(stored, dict) and set(record_figures(record, directory)) != set(stored):
+        return None
     return record if same else None
 
 

@@ -80,9 +80,61 @@ def test_report_of_an_empty_directory(tmp_path) -> None:
 
 def test_format_value() -> None:
     assert format_value(0.123456) == "0.1235"
-    assert format_value(None) == "nan"
+    assert format_value(None) == "none"
     assert format_value(list(range(10))) == "[10 values]"
     assert format_value({"a": 1.0, "b": [1, 2]}) == "a=1; b=[1, 2]"
+
+
+def test_unreadable_and_missing_records_are_listed_and_kept(results) -> None:
+    (results / "fake-broken" / "record.json").write_text("{not json", encoding="utf-8")
+    page, summary = write_report(results, missing={"fake-import": "import failed: boom"})
+    text = page.read_text(encoding="utf-8")
+    assert "unreadable record.json" in text and "import failed: boom" in text
+    assert "2 not run" in text
+    # a later `momlab report` alone keeps the rows that reproduce wrote
+    page, summary = write_report(results)
+    md = summary.read_text(encoding="utf-8")
+    assert "import failed: boom" in md and "unreadable record.json" in md
+    assert "| not run |" in md and "Tier: quick" in md
+    # reproduce reruns the unreadable record
+    assert reproduce.finished_record(BROKEN, quick=True, seed=1, out=results) is None
+
+
+def test_row_shows_the_headline_check_and_sections_fold_the_record(tmp_path, monkeypatch) -> None:
+    from experiments.checks import check
+
+    def with_checks(cfg, seed):
+        cs = [
+            check("precond", "precondition", True, note="trained past chance"),
+            check(
+                "rate",
+                "verification",
+                True,
+                predicted=0.9,
+                measured=0.9001,
+                tolerance=1e-3,
+                headline=True,
+            ),
+            check("sign", "reproduction", None, measured=[-0.3, 0.05], note="interval holds 0"),
+        ]
+        return Record("claim", {}, {"x": 1.0}, {}, checks=cs, summary="s")
+
+    exp = dataclasses.replace(FAST, name="fake-checks", run=with_checks)
+    monkeypatch.setattr(registry, "_REGISTRY", {exp.name: exp})
+    reproduce.run_experiment(exp, quick=True, seed=0, out=tmp_path)
+    page, summary = write_report(tmp_path)
+    text = page.read_text(encoding="utf-8")
+    assert "rate: predicted 0.9, measured 0.9001 (tolerance 0.001)" in text
+    assert "unresolved" in text and "sign: interval holds 0" in text
+    assert "<details><summary>Full record</summary>" in text
+    assert "precondition (does not decide)" in text
+    assert "| unresolved | quick |" in summary.read_text(encoding="utf-8")
+
+
+def test_a_figure_changed_on_disk_is_rerun_not_reused(results) -> None:
+    assert reproduce.finished_record(FAST, quick=True, seed=1, out=results) is not None
+    (results / "fake-fast" / "figure.png").write_bytes(b"not the figure of this record")
+    assert reproduce.finished_record(FAST, quick=True, seed=1, out=results) is None
 
 
 def test_each_figure_is_hashed_once_per_report(results, monkeypatch: pytest.MonkeyPatch) -> None:
