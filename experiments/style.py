@@ -23,28 +23,33 @@ from experiments.record import atomic_write_bytes
 DPI = 120
 PANEL_SIZE = (4.2, 3.3)  # inches per panel
 
-# Okabe-Ito colour-blind-safe palette.
-_BLUE, _ORANGE, _GREEN, _VERMILION = "#0072B2", "#E69F00", "#009E73", "#D55E00"
-_PURPLE, _SKY, _YELLOW, _GREY, _BLACK = "#CC79A7", "#56B4E9", "#F0E442", "#7f7f7f", "#000000"
+# Colour-blind-safe qualitative colours (Paul Tol's "bright" and "vibrant" schemes, SRON technical
+# note SRON/EPS/TN/09-002): one hue per method, every one readable on white (no pale yellow), and
+# the two YellowFin variants far apart (orange and indigo, not orange and vermilion).
+_BLUE, _CYAN, _TEAL, _ORANGE = "#0077BB", "#33BBEE", "#009988", "#EE7733"
+_INDIGO, _MAGENTA, _OLIVE, _RED = "#332288", "#EE3377", "#999933", "#CC3311"
+_GREY, _BLACK = "#555555", "#000000"
+PALETTE = (_BLUE, _ORANGE, _TEAL, _MAGENTA, _INDIGO, _CYAN, _OLIVE, _RED, _GREY)
+"""Colours for series that are not methods (a parameter sweep's curves), in order of use."""
 
 STYLE: dict[str, dict[str, Any]] = {
     "sgd": {"color": _GREY, "linestyle": "-", "marker": "o", "label": "SGD"},
-    "sgdm": {"color": _SKY, "linestyle": "-", "marker": "s", "label": "momentum SGD"},
+    "sgdm": {"color": _CYAN, "linestyle": "-", "marker": "s", "label": "momentum SGD"},
     "heavy-ball": {"color": _BLUE, "linestyle": "-", "marker": "s", "label": "heavy ball"},
-    "adam": {"color": _GREEN, "linestyle": "-", "marker": "^", "label": "Adam"},
+    "adam": {"color": _TEAL, "linestyle": "-", "marker": "^", "label": "Adam"},
     "yellowfin": {"color": _ORANGE, "linestyle": "-", "marker": "D", "label": "YellowFin"},
     "yellowfin-closed": {
-        "color": _VERMILION,
+        "color": _INDIGO,
         "linestyle": "-",
         "marker": "v",
         "label": "YellowFin (closed loop)",
     },
-    "momo": {"color": _PURPLE, "linestyle": "-", "marker": "P", "label": "MoMo"},
-    "momo-adam": {"color": _YELLOW, "linestyle": "-", "marker": "X", "label": "MoMo-Adam"},
+    "momo": {"color": _MAGENTA, "linestyle": "-", "marker": "P", "label": "MoMo"},
+    "momo-adam": {"color": _OLIVE, "linestyle": "-", "marker": "X", "label": "MoMo-Adam"},
     "theory": {"color": _BLACK, "linestyle": "--", "marker": None, "label": "theory"},
     "prediction": {"color": _BLACK, "linestyle": "--", "marker": None, "label": "prediction"},
     "bound": {"color": _BLACK, "linestyle": ":", "marker": None, "label": "bound"},
-    "measured": {"color": _VERMILION, "linestyle": "none", "marker": "o", "label": "measured"},
+    "measured": {"color": _RED, "linestyle": "none", "marker": "o", "label": "measured"},
 }
 
 RC = {
