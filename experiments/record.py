@@ -29,7 +29,7 @@ ARRAYS_FILE = "arrays.npz"
 SCHEMA = 1
 
 
-__all__ = ["VERDICTS", "Record", "verdict"]
+__all__ = ["VERDICTS", "Record", "number", "to_jsonable", "verdict"]
 
 
 def verdict(ok: bool | np.bool_) -> str:
@@ -50,8 +50,14 @@ def to_jsonable(value: Any) -> Any:
     """Convert ``value`` into plain JSON types.
 
     NumPy scalars become Python numbers, arrays and tuples become lists, dataclasses and mappings
-    become dicts with string keys, ``NaN`` becomes ``None`` (JSON ``null``) and infinities become
-    the strings ``"inf"`` / ``"-inf"`` (JSON has no literal for either).
+    become dicts with string keys. Non-finite numbers, which JSON cannot write, become the strings
+    ``"nan"``, ``"inf"`` and ``"-inf"``, everywhere (alone or inside lists); :func:`number` reads
+    them back. JSON ``null`` (``None``) is kept for what the record leaves *undefined* (a value
+    that does not exist for this run, whose check note says why), never for a computed NaN.
+
+    Example:
+        >>> to_jsonable({"rate": np.float32(0.5), "v": np.array([1.0, np.nan, -np.inf])})
+        {'rate': 0.5, 'v': [1.0, 'nan', '-inf']}
 
     Raises:
         ValueError: for a value with no JSON form (naming its type).
@@ -69,7 +75,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         v = float(value)
         if math.isnan(v):
-            return None
+            return "nan"
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
         return v
@@ -86,6 +92,27 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in value]
     raise ValueError(f"value of type {type(value).__name__} has no JSON form")
+
+
+def number(value: Any) -> float | None:
+    """A number written by :func:`to_jsonable` as a float (``"nan"``/``"inf"``/``"-inf"`` too).
+
+    ``None`` (undefined) stays ``None``.
+
+    Raises:
+        ValueError: for a value that is not a number, naming it.
+
+    Example:
+        >>> number("inf"), number(2), number(None)
+        (inf, 2.0, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"value must be a number or 'nan'/'inf'/'-inf' (got {value!r})")
 
 
 def current_umask() -> int:

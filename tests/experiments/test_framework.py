@@ -15,7 +15,7 @@ from _fake_experiments import BROKEN, FAST, FakeConfig
 
 from experiments import registry, reproduce
 from experiments.framework import Experiment, Record, figure, register, style, verdict
-from experiments.record import LazyArrays, to_jsonable
+from experiments.record import LazyArrays, number, to_jsonable
 from experiments.style import render
 
 
@@ -56,7 +56,8 @@ def test_verdict_and_validation() -> None:
 
 def test_to_jsonable_converts_numpy_and_non_finite() -> None:
     out = to_jsonable({"x": np.float32(1.5), "v": np.array([1.0, np.nan, -np.inf]), 3: (1, 2)})
-    assert out == {"x": 1.5, "v": [1.0, None, "-inf"], "3": [1, 2]}
+    assert out == {"x": 1.5, "v": [1.0, "nan", "-inf"], "3": [1, 2]}
+    assert [number(v) for v in out["v"][1:]] == [pytest.approx(float("nan"), nan_ok=True), -np.inf]
     assert to_jsonable(FakeConfig()) == {"n": 64, "scale": 1.0}
     assert to_jsonable(jnp.arange(3.0)) == [0.0, 1.0, 2.0]
     assert to_jsonable({"z": 1 + 2j, "e": _Color.RED}) == {"z": {"re": 1.0, "im": 2.0}, "e": "red"}
@@ -82,7 +83,7 @@ def test_record_round_trip(tmp_path) -> None:
     np.testing.assert_array_equal(back.arrays["b"], rec.arrays["b"])
     assert back.arrays.loaded
     assert back.prediction == {"rate": 0.9, "grid": [0.0, 0.5, 1.0]}
-    assert back.measurement["bad"] is None and back.measurement["big"] == "inf"
+    assert back.measurement["bad"] == "nan" and back.measurement["big"] == "inf"
     assert back.verdict == "holds" and back.summary == rec.summary
     # Saving what was loaded gives the same JSON again.
     back.save(tmp_path / "r2")
