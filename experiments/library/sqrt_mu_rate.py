@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import theory
-from experiments.framework import Experiment, Record, figure, register, style, verdict
+from experiments.framework import Check, Experiment, Record, check, figure, register, style
 from optimizers import heavy_ball
 from simulators import measure_rate, quadratic, sweep
 
@@ -50,9 +50,14 @@ class SqrtMuRateConfig:
         rho_max: sweep points with a predicted radius above this are too slow to measure.
         boundary_margin: sweep points where some curvature has ``|b^2 - 4 mu| < boundary_margin``
             (next to a double root) are left out.
-        rel_tol: allowed ``|measured / sqrt(mu) - 1|`` inside the region (the claim's 1%).
-        z_tol: tolerance in jackknife standard errors (used when larger than the fixed ones).
-        abs_tol: absolute tolerance floor on the rate outside the region.
+        z_tol: tolerance in block-jackknife standard errors of each rate (the largest
+            ``|measured - rho| / stderr`` inside the region is 1.5 on the quick and full runs; a
+            3% error in the momentum moves the rates by 1.5% and fails).
+        abs_tol: absolute floor of the tolerance: outside the interval the norm is a sum of
+            exponentials and the late slope carries the decaying ratio of the second-slowest
+            mode, measured at up to 6.5e-7 with a jackknife error of 3e-7 (full sweep).
+        min_points: fewest measured sweep points inside (precondition) and outside (judged) the
+            interval.
     """
 
     mus: tuple[float, ...] = (0.5, 0.64, 0.81, 0.9, 0.95)
@@ -65,9 +70,9 @@ class SqrtMuRateConfig:
     steps: int = 3000
     rho_max: float = 0.985
     boundary_margin: float = 0.02
-    rel_tol: float = 0.01
     z_tol: float = 4.0
-    abs_tol: float = 2e-3
+    abs_tol: float = 1e-5
+    min_points: int = 3
 
     def __post_init__(self) -> None:
         if not self.mus or not all(0.0 < m < 1.0 for m in self.mus):
@@ -146,9 +151,9 @@ def run(cfg: SqrtMuRateConfig, seed: int) -> Record:
         meas, err = _state_rates(quadratic(h), alpha, mus[rows], cfg.steps, key)
         grid_meas[rows, j], grid_err[rows, j] = meas, err
     sqrt_mu = np.sqrt(mus)[:, None] * np.ones_like(grid_meas)
-    grid_tol = np.maximum(cfg.rel_tol, cfg.z_tol * grid_err / sqrt_mu)
+    grid_tol = np.maximum(cfg.z_tol * grid_err, cfg.abs_tol)
     grid_dev = grid_meas / sqrt_mu - 1.0
-    grid_ok = eligible & (np.abs(grid_dev) <= grid_tol)
+    grid_ok = eligible & (np.abs(grid_meas - sqrt_mu) <= grid_tol)
 
     # Learning-rate sweep across and beyond the robust interval at one (mu, kappa).
     mu_s, kappa_s = cfg.sweep_mu, cfg.sweep_kappa
@@ -172,11 +177,7 @@ def run(cfg: SqrtMuRateConfig, seed: int) -> Record:
     )
     sw_used = (sw_pred <= cfg.rho_max) & ~near_double & np.isfinite(sw_meas)
     sw_inside = (alphas >= a_lo) & (alphas <= a_hi)
-    sw_tol = np.where(
-        sw_inside,
-        np.maximum(cfg.rel_tol * np.sqrt(mu_s), cfg.z_tol * sw_err),
-        np.maximum(cfg.abs_tol, cfg.z_tol * sw_err),
-    )
+    sw_tol = np.maximum(cfg.z_tol * sw_err, cfg.abs_tol)
     sw_gap = np.abs(sw_meas - sw_pred)
     sw_ok = sw_used & (sw_gap <= sw_tol)
     alpha_fine = np.geomspace(alphas[0], alphas[-1], 600)
@@ -185,15 +186,25 @@ def run(cfg: SqrtMuRateConfig, seed: int) -> Record:
     n_grid = int(eligible.sum())
     n_in = int((sw_used & sw_inside).sum())
     n_out = int((sw_used & ~sw_inside).sum())
-    checks = {
-        "grid_rate_is_sqrt_mu": n_grid > 0 and bool(np.all(grid_ok[eligible])),
-        "flat_in_alpha_inside_interval": n_in >= 3 and bool(np.all(sw_ok[sw_used & sw_inside])),
-        "closed_form_tracks_outside": n_out >= 3 and bool(np.all(sw_ok[sw_used & ~sw_inside])),
-        "enough_sweep_points_measured": int(sw_used.sum()) >= cfg.sweep_points // 2,
-    }
     worst_dev = float(np.nanmax(np.abs(grid_dev[eligible]))) if n_grid else float("nan")
     worst_out = float(np.max(sw_gap[sw_used & ~sw_inside])) if n_out else float("nan")
     inside_dev = sw_meas[sw_used & sw_inside] / np.sqrt(mu_s) - 1.0
+    m = {
+        "n_grid": n_grid,
+        "grid_ok": int(grid_ok.sum()),
+        "grid_all_ok": bool(np.all(grid_ok[eligible])),
+        "grid_z": _max_ratio(np.abs(grid_meas - sqrt_mu), grid_err, eligible),
+        "grid_tol": float(np.max(grid_tol[eligible] / sqrt_mu[eligible])) if n_grid else 0.0,
+        "worst_dev": worst_dev,
+        "n_used": int(sw_used.sum()),
+        "n_in": n_in,
+        "in_ok": int(sw_ok[sw_used & sw_inside].sum()),
+        "in_z": _max_ratio(sw_gap, sw_err, sw_used & sw_inside),
+        "in_dev": float(np.max(np.abs(inside_dev))) if n_in else float("nan"),
+        "n_out": n_out,
+        "out_ok": int(sw_ok[sw_used & ~sw_inside].sum()),
+        "out_gap": worst_out,
+    }
     return Record(
         claim=EXPERIMENT_CLAIM,
         prediction={
@@ -205,30 +216,28 @@ def run(cfg: SqrtMuRateConfig, seed: int) -> Record:
         },
         measurement={
             "grid_pairs_measured": n_grid,
-            "grid_pairs_within_tolerance": int(grid_ok.sum()),
+            "grid_pairs_within_tolerance": m["grid_ok"],
             "grid_max_rel_deviation": worst_dev,
+            "grid_max_gap_over_stderr": m["grid_z"],
             "sweep_inside_points": n_in,
-            "sweep_inside_max_rel_deviation": float(np.max(np.abs(inside_dev))) if n_in else None,
+            "sweep_inside_max_rel_deviation": m["in_dev"] if n_in else None,
             "sweep_outside_points": n_out,
             "sweep_outside_max_abs_error": worst_out,
             "sweep_points_left_out": int(cfg.sweep_points - sw_used.sum()),
-            "checks": checks,
         },
         tolerance={
-            "inside": "|measured/sqrt(mu) - 1| <= max(rel_tol, z*stderr/sqrt(mu))",
-            "outside": "|measured - rho| <= max(abs_tol, z*stderr)",
-            "rel_tol": cfg.rel_tol,
+            "rule": "|measured - rho| <= max(z * jackknife stderr, abs_tol) at every point",
             "z": cfg.z_tol,
             "abs_tol": cfg.abs_tol,
             "why": "stderr is a block jackknife of the log-slope over the late window; the rate "
             "is exact for a quadratic, so only the finite-window fit separates the two",
         },
-        verdict=verdict(all(checks.values())),
+        checks=_checks(cfg, m, mu_s),
         summary=(
-            f"{int(grid_ok.sum())}/{n_grid} (mu, kappa) pairs at rate sqrt(mu) (max rel. dev. "
-            f"{worst_dev:.2g}); alpha sweep at mu={mu_s:g}, kappa={kappa_s:g}: {n_in} points "
-            f"inside flat at sqrt(mu), {n_out} outside on the closed form (max error "
-            f"{worst_out:.2g})"
+            f"{m['grid_ok']}/{n_grid} (mu, kappa) pairs at rate sqrt(mu) (max rel. dev. "
+            f"{worst_dev:.2g}); alpha sweep at mu={mu_s:g}, kappa={cfg.sweep_kappa:g}: "
+            f"{m['in_ok']}/{n_in} points inside flat at sqrt(mu), {m['out_ok']}/{n_out} outside on "
+            f"the closed form (max error {worst_out:.2g})"
         ),
         arrays={
             "mus": mus,
@@ -251,6 +260,74 @@ def run(cfg: SqrtMuRateConfig, seed: int) -> Record:
     )
 
 
+def _max_ratio(gap: np.ndarray, scale: np.ndarray, mask: np.ndarray) -> float:
+    """Largest ``gap / scale`` over ``mask`` (NaN when empty; 0/0 counts as 0)."""
+    if not mask.any():
+        return float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(gap[mask] == 0, 0.0, gap[mask] / scale[mask])
+    return float(np.max(r))
+
+
+def _checks(cfg: SqrtMuRateConfig, m: dict, mu_s: float) -> list[Check]:
+    """Preconditions (pairs in the region, sweep measurable), then three verifications."""
+    rule = f"max({cfg.z_tol:g} jackknife stderr, {cfg.abs_tol:g}) per point"
+    measurable = m["n_used"] >= cfg.sweep_points // 2 and m["n_in"] >= cfg.min_points
+    judged_out = m["n_out"] >= cfg.min_points
+    return [
+        check(
+            "grid_pairs_in_robust_region",
+            "precondition",
+            m["n_grid"] > 0,
+            predicted="kappa <= tolerated_dynamic_range(mu) / margin for some pair",
+            measured=m["n_grid"],
+            note=f"{m['n_grid']} (mu, kappa) pairs have their whole spectrum inside the region",
+        ),
+        check(
+            "sweep_points_measured",
+            "precondition",
+            measurable,
+            predicted=f">= {cfg.sweep_points // 2} of {cfg.sweep_points} points, "
+            f">= {cfg.min_points} inside the interval",
+            measured={"measured": m["n_used"], "inside": m["n_in"]},
+            note="sweep points with radius <= rho_max and away from a double root",
+        ),
+        check(
+            "grid_rate_is_sqrt_mu",
+            "verification",
+            m["grid_all_ok"] if m["n_grid"] else None,
+            predicted="sqrt(mu)",
+            measured={"max_rel_deviation": m["worst_dev"], "max_gap_over_stderr": m["grid_z"]},
+            tolerance=rule,
+            note=f"{m['grid_ok']}/{m['n_grid']} pairs within tolerance at every kappa; largest "
+            f"relative tolerance {m['grid_tol']:.2g} (a 3% momentum error moves the rate 1.5%)",
+            headline=True,
+        ),
+        check(
+            "flat_in_alpha_inside_interval",
+            "verification",
+            m["in_ok"] == m["n_in"] if m["n_in"] else None,
+            predicted=float(np.sqrt(mu_s)),
+            measured={"max_rel_deviation": m["in_dev"], "max_gap_over_stderr": m["in_z"]},
+            tolerance=rule,
+            note=f"{m['in_ok']}/{m['n_in']} learning rates inside the robust interval at sqrt(mu)",
+        ),
+        check(
+            "closed_form_tracks_outside",
+            "verification",
+            (m["out_ok"] == m["n_out"]) if judged_out else None,
+            predicted="larger real root of the extreme curvatures",
+            measured={"points": m["n_out"], "max_abs_error": m["out_gap"]},
+            tolerance=rule,
+            note=(
+                f"{m['out_ok']}/{m['n_out']} learning rates outside the interval on the closed form"
+                if judged_out
+                else f"only {m['n_out']} measurable points outside (need {cfg.min_points})"
+            ),
+        ),
+    ]
+
+
 def plot(record: Record) -> Figure:
     """Rate vs mu per kappa, relative deviation vs kappa, and the learning-rate sweep."""
     arr = record.arrays
@@ -260,39 +337,48 @@ def plot(record: Record) -> Figure:
     ax_mu.plot(m, np.sqrt(m), **style("prediction", label=r"theory $\sqrt{\mu}$"))
     markers = "osD^vPX*"
     colors = [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.0, 0.85, len(kappas))]
+    # Rates at one mu are equal for every kappa: dodge the kappas sideways (and shrink the later
+    # markers) so that no pair hides another.
+    dodge = 0.012 * (np.arange(len(kappas)) - (len(kappas) - 1) / 2.0)
     for j, kappa in enumerate(kappas):
         rows = ok[:, j]
         if not rows.any():
             continue
         ax_mu.errorbar(
-            mus[rows],
+            mus[rows] + dodge[j],
             arr["grid_meas"][rows, j],
             yerr=arr["grid_stderr"][rows, j],
             fmt=markers[j % len(markers)],
-            ms=4,
+            ms=6.0 - 3.0 * j / max(1, len(kappas) - 1),
             mfc="none",
             color=colors[j],
             label=rf"measured, $\kappa$={kappa:g}",
         )
+    z = float(record.config.get("z_tol", 4.0))
+    mu_colors = [style(k)["color"] for k in ("heavy-ball", "yellowfin", "momo", "adam", "sgd")]
+    for i, mu in enumerate(mus):
+        cols = ok[i]
+        if not cols.any():
+            continue
         ax_dev.errorbar(
-            np.full(rows.sum(), kappa) * (1.0 + 0.04 * np.arange(rows.sum())),
-            arr["grid_meas"][rows, j] / np.sqrt(mus[rows]) - 1.0,
-            yerr=arr["grid_stderr"][rows, j] / np.sqrt(mus[rows]),
-            fmt=markers[j % len(markers)],
+            kappas[cols] * (1.0 + 0.08 * (i - (len(mus) - 1) / 2.0)),
+            arr["grid_meas"][i, cols] / np.sqrt(mu) - 1.0,
+            yerr=z * arr["grid_stderr"][i, cols] / np.sqrt(mu),
+            fmt=markers[i % len(markers)],
             ms=4,
             mfc="none",
-            color=colors[j],
+            color=mu_colors[i % len(mu_colors)],
+            label=rf"$\mu$={mu:g}",
         )
-    ax_mu.set_xlabel(r"momentum $\mu$")
+    ax_mu.set_xlabel(r"momentum $\mu$ (kappas dodged)")
     ax_mu.set_ylabel("rate")
     ax_mu.set_title(r"rate at mid-interval $\alpha$")
     ax_mu.legend(fontsize=6.5)
     ax_dev.axhline(0.0, **style("prediction", label="theory (0)"))
-    ax_dev.axhspan(-0.01, 0.01, color="0.85", label=r"$\pm$1%")
     ax_dev.set_xscale("log")
     ax_dev.set_xlabel(r"condition number $\kappa$")
     ax_dev.set_ylabel(r"measured / $\sqrt{\mu}$ - 1")
-    ax_dev.set_title(r"flat in $\kappa$ (points: $\mu$ grid)")
+    ax_dev.set_title(rf"flat in $\kappa$ (bars: tolerance, {z:g} stderr)")
     ax_dev.legend(fontsize=7)
     mu_s, kappa_s = arr["sweep_mu_kappa"]
     lo, hi = arr["sweep_interval"]
