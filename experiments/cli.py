@@ -34,7 +34,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from experiments import registry, report, reproduce
+from experiments import registry
 from experiments.record import Record
 
 app = typer.Typer(
@@ -73,16 +73,18 @@ def _tiers(exp: registry.Experiment) -> str:
 
 @app.command("list")
 def list_experiments() -> None:
-    """List the registered experiments: name, device, tiers and title (claims: momlab show)."""
-    found = registry.discover()
+    """List the experiments: name, device, tiers and title (the claim: momlab show NAME)."""
+    from experiments import catalog
+
+    found = catalog.entries()
     _warn_import_errors()
     table = Table(title=f"{len(found)} experiments", show_lines=False)
     table.add_column("name", no_wrap=True)
     table.add_column("device", no_wrap=True)
     table.add_column("tiers", no_wrap=True)
     table.add_column("title", overflow="fold")
-    for exp in found:
-        table.add_row(*(Text(c) for c in (exp.name, exp.device, _tiers(exp), exp.title)))
+    for e in found:
+        table.add_row(*(Text(c) for c in (e.name, e.device, ", ".join(e.tiers), e.title)))
     _console().print(table)
 
 
@@ -118,6 +120,8 @@ def show_one(
 
 def _output_dir(out: str) -> Path:
     """``reproduce.ensure_output_dir`` with errors that name the ``--out`` option."""
+    from experiments import reproduce
+
     try:
         return reproduce.ensure_output_dir(out)
     except ValueError as err:
@@ -133,7 +137,7 @@ def run_one(
     gpu: Annotated[
         bool, typer.Option("--gpu", help="the paper-scale gpu tier, where the experiment has one")
     ] = False,
-    seed: Annotated[int, typer.Option(min=0, max=reproduce.SEED_MAX, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=registry.SEED_MAX, help="random seed")] = 0,
     out: Annotated[str, typer.Option(help="results directory")] = "results",
 ) -> None:
     """Run one experiment and write results/<name>/ (record.json, arrays.npz, figure.png/svg).
@@ -145,6 +149,8 @@ def run_one(
     exp = registry.get(name)
     target = _output_dir(out)
     tier = "gpu" if gpu else ("quick" if quick else "full")
+    from experiments import reproduce
+
     record = reproduce.run_experiment(exp, tier=tier, seed=seed, out=target)
     console = _console()
     _say(console, f"{exp.name} ({tier}): {record.verdict} - {record.summary}")
@@ -168,7 +174,7 @@ def reproduce_all(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="run only this experiment (repeatable)")
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, max=reproduce.SEED_MAX, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=registry.SEED_MAX, help="random seed")] = 0,
     out: Annotated[str, typer.Option(help="results directory")] = "results",
 ) -> None:
     """Run every experiment that fits the machine, reuse finished records, then write the report.
@@ -176,6 +182,8 @@ def reproduce_all(
     Exit status 0 when every experiment produced a record (whatever its verdict), 1 when one raised
     or an experiment module failed to import, 2 on invalid input.
     """
+    from experiments import report, reproduce
+
     registry.discover()
     _warn_import_errors()
     for name in only or ():
@@ -223,6 +231,8 @@ def reproduce_all(
 @app.command("report")
 def report_only(out: Annotated[str, typer.Option(help="results directory")] = "results") -> None:
     """Write results/report.html and results/summary.md from the finished records."""
+    from experiments import report
+
     registry.discover()
     page, summary = report.write_report(out)
     _say(_console(), f"report: {page}, {summary}")

@@ -26,7 +26,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-import theory
+
+class _LazyTheory:
+    """The :mod:`theory` package, imported on first use (SciPy and SymPy stay out of ``--help``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import theory as module
+
+        return getattr(module, name)
+
+
+theory = _LazyTheory()
 
 theory_app = typer.Typer(
     name="theory",

@@ -20,6 +20,7 @@ from typing import Any
 
 from experiments.record import Record, to_jsonable
 
+SEED_MAX = 2**32 - 1
 DEVICES = ("cpu", "gpu")
 TIERS = ("quick", "full", "gpu")
 EXTRA_ENV = "MOMLAB_EXTRA_EXPERIMENTS"

@@ -48,9 +48,8 @@ from experiments import provenance, registry
 from experiments.fingerprint import code_fingerprint
 from experiments.record import Record, current_umask, file_digest, to_jsonable
 from experiments.report import record_figures
-from experiments.style import save_figure
 
-SEED_MAX = 2**32 - 1
+SEED_MAX = registry.SEED_MAX
 STAGING_DIR = ".momlab-staging"
 _DIR_MODE = 0o777 & ~current_umask()  # what mkdir() would give; mkdtemp alone gives 0700
 
@@ -181,6 +180,8 @@ def _error_record(experiment: registry.Experiment, err: Exception) -> Record:
 
 def _write_figures(experiment: registry.Experiment, record: Record, directory: Path) -> None:
     """Plot ``record`` into ``directory``; note the figure digests (or the error) in provenance."""
+    from experiments.style import save_figure  # matplotlib only when a figure is drawn
+
     try:
         fig = experiment.plot(record)
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _fake_experiments import BROKEN, FAST, GPU, _run
 
-from experiments import cli, provenance, registry
+from experiments import catalog, cli, provenance, registry
 from experiments.record import Record
 
 
@@ -21,6 +21,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "discover", registry.experiments)
     monkeypatch.setattr(provenance, "has_gpu", lambda: False)
     monkeypatch.setattr(cli, "_register", lambda: None)
+    monkeypatch.setattr(catalog, "CATALOG", ())  # list reads the live (fake) registry
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
