@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -305,6 +305,31 @@ def _is_help_request(err: BaseException) -> bool:
     return isinstance(err, _HELP_REQUESTS)
 
 
+def _plain_metavars(command: Any) -> None:
+    """Help without type placeholders: flags show no metavar, values their name in capitals.
+
+    typer shows ``<bool>`` beside every flag and ``<str>``/``<float>`` beside values; the help
+    reads ``--seed SEED`` and ``--gpu`` instead. The help option itself is created (and cached by
+    the command) here so that it gets the same treatment. Applied to every sub-command.
+    """
+    params = list(getattr(command, "params", []))
+    with contextlib.suppress(Exception):
+        ctx = command.context_class(command, info_name=command.name)
+        helper = command.get_help_option(ctx)
+        if helper is not None:
+            params.append(helper)
+    for param in params:
+        if getattr(param, "param_type_name", "") == "argument":
+            param.display_type_rich = lambda ctx: None  # the NAME column says it already
+            continue
+        if getattr(param, "metavar", "") is not None:
+            continue
+        flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
+        param.metavar = "" if flag else (param.name or "value").upper()
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``momlab`` console script.
 
@@ -317,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     _register()
     command = typer.main.get_command(app)
+    _plain_metavars(command)
     try:
         status = command.main(args=argv, prog_name="momlab", standalone_mode=False)
     except _EXIT as stop:

@@ -203,3 +203,25 @@ def test_claims_summaries_and_paths_are_printed_verbatim(markup, tmp_path, capsy
     assert "fake-markup: ran (quick: holds)" in text and f"report: {out}" in text
     assert cli.main(["report", "--out", str(out)]) == 0
     assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["reproduce", "--help"],
+        ["show", "--help"],
+        ["report", "--help"],
+        ["theory", "rate", "--help"],
+        ["theory", "singlestep", "--help"],
+    ],
+)
+def test_help_has_no_type_placeholders(argv, capsys, monkeypatch) -> None:
+    import re
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "Usage" in text
+    assert not re.search(r"<(bool|str|int|float|list)[^>]*>", text), text
