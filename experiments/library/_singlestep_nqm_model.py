@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -69,6 +70,14 @@ def expected_norm(s2: np.ndarray) -> float:
     return math.sqrt(scale) * val / (2.0 * math.sqrt(math.pi))
 
 
+@functools.lru_cache(maxsize=2)
+def _draws(seed: int, samples: int, dim: int, window: int) -> tuple[np.ndarray, ...]:
+    """Standard normal draws, shared by every operating point (common random numbers)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((2, samples, dim))
+    return z[0], z[1], rng.standard_normal((window, samples, dim))
+
+
 def window_extremes(
     alpha: float,
     mu: float,
@@ -76,34 +85,34 @@ def window_extremes(
     c: np.ndarray,
     *,
     window: int = 20,
-    samples: int = 4000,
+    samples: int = 2000,
     seed: int = 0,
     eps: float = 1e-6,
-) -> tuple[float, float]:
-    """``(exp E log(min + eps), exp E log(max + eps))`` of ``Q_t`` over ``window`` steps.
+) -> tuple[float, float, float]:
+    """``(exp E log(min + eps), exp E log(max + eps), P(Q >= h_max))`` over ``window`` steps.
+
+    The last entry is the fraction of steps on which YellowFin's ``clip_large_grad`` rule
+    (``||g||^2 >= h_max``) would rescale the applied gradient, which this model leaves out.
 
     Each sample starts from the stationary Gaussian state (:func:`stationary_moments`) and runs the
     heavy-ball recursion ``y <- y + mu v - alpha (h y + n)`` with fresh noise ``n ~ N(0, c)``.
     """
-    rng = np.random.default_rng(seed)
+    z1, z2, noise = _draws(seed, samples, h.size, window)
     m = stationary_moments(alpha, mu, h, c)
     # joint (y, v) per direction from its 2x2 covariance [[Ey2, Eyv], [Eyv, Ev2]]
     det = np.maximum(m[:, 0] * m[:, 1] - m[:, 2] ** 2, 0.0)
     sy = np.sqrt(m[:, 0])
-    z1, z2 = rng.standard_normal((2, samples, h.size))
     y = sy * z1
     v = (m[:, 2] / sy) * z1 + np.sqrt(det / m[:, 0]) * z2
     q = np.empty((window, samples))
     sc = np.sqrt(c)
     for k in range(window):
-        g = h * y + sc * rng.standard_normal((samples, h.size))
+        g = h * y + sc * noise[k]
         q[k] = np.sum(g * g, axis=1)
         y_new = y + mu * v - alpha * g
         v, y = y_new - y, y_new
-    return (
-        float(np.exp(np.mean(np.log(q.min(0) + eps)))),
-        float(np.exp(np.mean(np.log(q.max(0) + eps)))),
-    )
+    h_max = float(np.exp(np.mean(np.log(q.max(0) + eps))))
+    return float(np.exp(np.mean(np.log(q.min(0) + eps)))), h_max, float(np.mean(q >= h_max))
 
 
 def oracle_readings(
@@ -113,7 +122,7 @@ def oracle_readings(
     c: np.ndarray,
     *,
     window: int = 20,
-    samples: int = 4000,
+    samples: int = 2000,
     seed: int = 0,
     eps: float = 1e-6,
 ) -> dict[str, float]:
@@ -121,13 +130,14 @@ def oracle_readings(
 
     Returns:
         ``grad_var`` (C), ``dist_to_opt`` (D), ``inv_sqrt_mean_sq`` (``1/sqrt(E Q)``), ``h_min``,
-        ``h_max``, ``mean_sq`` (``E Q``) and ``floor`` (:func:`theory.nqm_floor`).
+        ``h_max``, ``mean_sq`` (``E Q``), ``clip_fraction`` (:func:`window_extremes`) and
+        ``floor`` (:func:`theory.nqm_floor`).
     """
     h = np.asarray(h, np.float64)
     c = np.asarray(c, np.float64)
     s2 = h**2 * theory.stationary_variance(alpha, mu, h, c) + c
     mean_sq = float(s2.sum())
-    h_min, h_max = window_extremes(
+    h_min, h_max, clipped = window_extremes(
         alpha, mu, h, c, window=window, samples=samples, seed=seed, eps=eps
     )
     return {
@@ -137,6 +147,7 @@ def oracle_readings(
         "h_min": h_min,
         "h_max": h_max,
         "mean_sq": mean_sq,
+        "clip_fraction": clipped,
         "floor": float(theory.nqm_floor(alpha, mu, h, c)),
     }
 
@@ -146,35 +157,50 @@ def proxy_fixed_point(
     c: np.ndarray,
     *,
     window: int = 20,
-    samples: int = 4000,
+    samples: int = 2000,
     seed: int = 0,
     eps: float = 1e-6,
-    iters: int = 200,
-    tol: float = 1e-9,
+    iters: int = 400,
+    tol: float = 1e-6,
 ) -> tuple[float, float, dict[str, float]]:
     """``(alpha, mu, readings)`` with ``(alpha, mu) = SingleStep(readings(alpha, mu))``.
 
-    Damped fixed-point iteration in ``(log alpha, mu)`` with common random numbers (the same
-    ``seed`` at every iterate), started from SingleStep at the true extremes ``h_min, h_max`` of
-    the Hessian, ``C = sum c`` and ``D = 1``.
+    Damped fixed-point iteration in ``(log alpha, mu)`` (half steps, halved again while the
+    iterates oscillate or a step leaves heavy ball's stability domain) with common random
+    numbers (the same ``seed`` at every iterate), started from SingleStep at the Hessian's
+    extremes, ``C = sum c`` and ``D = 1``.
 
     Raises:
         ValueError: when the iteration does not settle within ``iters`` steps.
     """
     h = np.asarray(h, np.float64)
     c = np.asarray(c, np.float64)
+    kw = {"window": window, "samples": samples, "seed": seed, "eps": eps}
     mu, alpha = (float(v) for v in theory.singlestep(c.sum(), 1.0, h.min(), h.max()))
+    r = oracle_readings(alpha, mu, h, c, **kw)
+    damp, last = 0.5, math.inf
     for _ in range(iters):
-        r = oracle_readings(alpha, mu, h, c, window=window, samples=samples, seed=seed, eps=eps)
         mu_new, a_new = (
             float(v)
             for v in theory.singlestep(
                 r["grad_var"] + eps, r["dist_to_opt"] + eps, r["h_min"] + eps, r["h_max"] + eps
             )
         )
-        step = max(abs(mu_new - mu), abs(math.log(a_new / alpha)))
-        mu = 0.5 * (mu + mu_new)
-        alpha = math.sqrt(alpha * a_new)
-        if step < tol:
+        gap = max(abs(mu_new - mu), abs(math.log(a_new / alpha)))
+        if gap < tol:
             return alpha, mu, r
+        if gap > last:  # oscillating (the map's slope is below -1 / damp + 1): damp harder
+            damp = max(damp / 2, 1 / 64)
+        last = gap
+        while True:
+            mu_try = mu + damp * (mu_new - mu)
+            a_try = alpha * (a_new / alpha) ** damp
+            try:
+                r = oracle_readings(a_try, mu_try, h, c, **kw)
+                break
+            except ValueError:  # left the stability domain: a shorter step
+                if damp < 1e-3:
+                    raise
+                damp /= 2
+        mu, alpha = mu_try, a_try
     raise ValueError(f"the oracle fixed point did not settle in iters={iters} steps")
