@@ -44,6 +44,60 @@ def toy_fprime(objective_1d: Objective) -> Callable[[np.ndarray], np.ndarray]:
     return fprime
 
 
+def smooth_fprime(
+    h_min: float, h_max: float, omega: float, scale: float, x_star: float = 0.0
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``f'`` of the smooth toy from its documented closed form (float64 NumPy).
+
+    ``f'(x) = e (a + b cos(omega asinh(e / scale)))``, ``e = x - x*``, ``a = (h_max + h_min)/2``,
+    ``b = (h_max - h_min)/2`` (:func:`simulators.smooth_nonconvex_1d`): the theory side never
+    calls the simulator's gradient.
+
+    Example:
+        >>> fp = smooth_fprime(1.0, 9.0, 1.0, 1.0)
+        >>> float(fp(np.array(1e-9)) / 1e-9)  # h -> h_max at x*
+        9.0
+    """
+    a, b = 0.5 * (h_max + h_min), 0.5 * (h_max - h_min)
+
+    def fprime(x):
+        e = np.asarray(x, np.float64) - x_star
+        return e * (a + b * np.cos(omega * np.arcsinh(e / scale)))
+
+    return fprime
+
+
+def stitched_fprime(
+    h_min: float, h_max: float, ratio: float, x_star: float = 0.0
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``f'`` of the stitched toy from its documented closed form (float64 NumPy).
+
+    Odd and self-similar, ``f'(ratio e) = ratio f'(e)``; on the shell ``1 <= z <= ratio`` it is
+    linear through ``f'(1) = h_max``, ``f'(m) = m h_min``, ``f'(ratio) = ratio h_max``,
+    ``m = sqrt(ratio)`` (:func:`simulators.stitched_nonconvex_1d`).
+
+    Example:
+        >>> fp = stitched_fprime(1.0, 4.0, 4.0)
+        >>> fp(np.array([1.0, 2.0, 8.0, -0.5])).tolist()  # h = 4, 1, 1, 1
+        [4.0, 2.0, 8.0, -0.5]
+    """
+    m = np.sqrt(ratio)
+
+    def fprime(x):
+        e = np.asarray(x, np.float64) - x_star
+        r = np.where(e == 0.0, 1.0, np.abs(e))
+        base = ratio ** np.floor(np.log(r) / np.log(ratio))
+        z = r / base  # in [1, ratio] up to rounding; the pieces extend linearly by a few ulps
+        shell = np.where(
+            z <= m,
+            h_max + (m * h_min - h_max) * (z - 1.0) / (m - 1.0),
+            m * h_min + (ratio * h_max - m * h_min) * (z - m) / (ratio - m),
+        )
+        return np.where(e == 0.0, 0.0, np.sign(e) * base * shell)
+
+    return fprime
+
+
 def shell_curvature_range(
     fprime: Callable[[np.ndarray], np.ndarray],
     x_star: float,
@@ -78,29 +132,46 @@ def shell_curvature_range(
     return lo, hi, float(edges[0]), r
 
 
-def visits_only_robust(
-    alpha: float,
-    mu: float,
+def visited_premise(
+    alpha: np.ndarray,
+    mu: np.ndarray,
     fprime: Callable[[np.ndarray], np.ndarray],
     x_star: float,
-    iterates: np.ndarray,
-) -> bool:
-    """Whether ``alpha h(x_t)`` lies in the closed robust interval at every iterate.
+    errors: np.ndarray,
+    r_min: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether ``alpha h(x_t)`` lies in the closed robust interval at every visited iterate.
 
-    ``h = f'(x) / (x - x*)`` (:func:`theory.generalized_curvature`) and the interval
+    ``h = f'(x) / (x - x*)`` (:func:`theory.generalized_curvature`) at ``x_t = x* + e_t`` for every
+    recorded error ``e_t`` with ``|e_t| >= r_min`` (theory's region), and the interval
     ``[(1 - sqrt(mu))^2, (1 + sqrt(mu))^2]`` of :func:`theory.regime` ("robust" inside, "boundary"
     within 8 ulps of an edge, where the spectral radius is ``sqrt(mu)`` too); Zhang & Mitliagkas
-    (arXiv 1706.03471), Eq. (9)-(10).
+    (arXiv 1706.03471), Eq. (9)-(10). One call for the whole batch (one compilation of ``f'``).
+
+    Args:
+        alpha: learning rate of each run, ``(G,)``.
+        mu: momentum of each run, ``(G,)``.
+        fprime: the 1-D toy's derivative.
+        x_star: its minimiser.
+        errors: ``(G, T)`` errors ``x_t - x*`` (non-finite entries are skipped).
+        r_min: smallest ``|e_t|`` counted.
+
+    Returns:
+        ``(premise, h)``: per run whether every counted ``alpha h(x_t)`` is robust, ``(G,)``, and
+        ``h`` at every record, NaN where not counted, ``(G, T)``.
 
     Example:
         >>> fp = lambda x: 2.0 * x + 0.5 * np.sin(x)  # h(3) = 2.02, h(0.2) = 2.50
-        >>> x = np.array([3.0, 0.2])  # alpha h = 1.01, 1.25
-        >>> visits_only_robust(0.5, 0.25, fp, 0.0, x), visits_only_robust(0.5, 0.01, fp, 0.0, x)
-        (True, False)
+        >>> e = np.array([[3.0, 0.2], [3.0, 0.2]])  # alpha h = 1.01, 1.25
+        >>> visited_premise(np.array([0.5, 0.5]), np.array([0.25, 0.01]), fp, 0.0, e, 0.0)[0]
+        array([ True, False])
     """
-    h = theory.generalized_curvature(fprime, x_star, iterates)
-    kind = theory.regime(alpha, mu, h)
-    return bool(np.all(np.isin(kind, ("robust", "boundary"))))
+    e = np.asarray(errors, np.float64)
+    counted = np.isfinite(e) & (np.abs(e) >= r_min)
+    h = theory.generalized_curvature(fprime, x_star, x_star + np.where(counted, e, 1.0))
+    kind = theory.regime(np.asarray(alpha)[:, None], np.asarray(mu)[:, None], h)
+    robust = np.isin(kind, ("robust", "boundary")) | ~counted
+    return np.all(robust, axis=1), np.where(counted, h, np.nan)
 
 
 def keeps_rate(

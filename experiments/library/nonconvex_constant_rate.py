@@ -3,103 +3,116 @@
 Claim (Zhang & Mitliagkas, arXiv 1706.03471, Sec. 2.3, Eq. (9)-(10) and their toy figure;
 reference heavy_ball.md, "Beyond quadratics"): with the generalised curvature
 ``h(x) = f'(x) / (x - x*)`` heavy ball on a 1-D function is ``e_{t+1} = A_t e_t`` with ``A_t`` the
-quadratic operator at ``h(x_t)``. When ``alpha h(x)`` stays in the robust interval
-``[(1 - sqrt(mu))^2, (1 + sqrt(mu))^2]`` every ``A_t`` has spectral radius ``sqrt(mu)``; tuned by
-YellowFin's rule ``alpha = (1 - sqrt(mu))^2 / h_min`` heavy ball then converges at ``sqrt(mu)`` on
-a smooth non-convex toy, a stitched one, and their separable d-dimensional versions.
+quadratic operator at ``h(x_t)``. (1) Tuned by YellowFin's rule ``alpha = (1 - sqrt(mu))^2 /
+h_min``, which keeps every ``alpha h(x)`` in the robust interval, heavy ball converges at
+``sqrt(mu)`` (within 2%) on a smooth non-convex toy, a stitched one and their separable versions.
+(2) More generally, the generalised curvature predicts, setting by setting, which ``(alpha, mu)``
+keep the rate: ``sqrt(mu)`` where theory's curvature range times ``alpha`` lies in the robust
+interval, slower where it leaves it on the lazy side (frozen-curvature reading of Eq. (10)).
 
-This is an empirical claim: spectral radius is not sub-multiplicative, so the robust curvature is
-no proof. What is certain is a lower bound: ``det A_t = mu`` for every ``t``, so the product of
-the two Lyapunov exponents is ``mu`` and the rate can never be below ``sqrt(mu)``. The experiment
-also scans ``alpha`` across the robust interval at one momentum. Every scan setting keeps
-``alpha h(x)`` in the robust interval over the whole range of ``h``, and the record checks on the
-iterates that every visited point does; yet some settings cycle or converge slower than
-``sqrt(mu)`` (quick run: the right end of the interval misses ``sqrt(mu)`` by 8% or more on both
-1-D toys). So robust curvature is not sufficient; the verdict covers YellowFin's ``alpha`` (the
-left end) and the lower bound ``rate >= sqrt(mu)`` on every run, scan included, and the scan's
-outcome is reported as ``robust_curvature_suffices_not_in_verdict`` (experiment ``rate-failures``
-studies the failures).
+Part (2) is empirical: spectral radius is not sub-multiplicative, so robust curvature is no proof
+(``rate-failures`` builds counterexamples). What is certain is the identity ``det A_t = mu``: the
+two Lyapunov exponents multiply to ``mu``, so no run can beat ``sqrt(mu)``; it is tested in the
+unit tests and shown here as an identity check that decides nothing.
 
-Between its ends the scan crosses a switch where a setting's fate hangs on float rounding: in the
-quick run the third of six settings on the stitched toy cycles (rate 1) under jax 0.10 and
-converges at ``sqrt(mu)`` under jax 0.11, so the number of settings that keep ``sqrt(mu)`` is
-reported, not asserted. The verdict does not depend on such settings: the lower bound holds for
-both outcomes (a cycle has rate 1), and the rate check covers YellowFin's ``alpha`` only.
-
-Prediction: :func:`theory.curvature_range` of each toy over decade shells from ``1e-16`` to
-``1`` times ``region`` times the start distance (both sides of ``x*``),
-:func:`theory.robust_interval` of that range (YellowFin's ``alpha`` is its left end),
-:func:`theory.robust_on_interval`, :func:`theory.min_robust_momentum`, and the rate ``sqrt(mu)``.
-Measurement: heavy ball (:func:`optimizers.heavy_ball`) on the simulators' toys
-(:func:`simulators.smooth_nonconvex_1d`, :func:`simulators.stitched_nonconvex_1d`,
-:func:`simulators.separable`), one vmapped float64 sweep per toy; the rate is the late log-slope
-of the error-state norm ``||(e_t, e_{t-1})||`` (:func:`simulators.measure_rate`) with its
-block-jackknife standard error.
+Prediction: :func:`theory.curvature_range` of each toy over decade shells down to below the
+measurement floor (:func:`shell_curvature_range`), :func:`theory.robust_interval` of that range
+(YellowFin's ``alpha`` is its left end), and per scan setting :func:`theory.robust_on_interval`
+(keeps ``sqrt(mu)`` iff robust). Measurement: heavy ball (:func:`optimizers.heavy_ball`) in float64
+on the simulators' toys, from several starts; the rate is the late log-slope of the error-state
+norm (:func:`simulators.measure_rate`) with its block-jackknife error; a setting keeps the rate when
+the bootstrap interval over starts of ``rate / sqrt(mu) - 1`` (widened by the fit error) lies in
+``[-rel_tol, rel_tol]``, misses it when it lies outside, and is unresolved otherwise
+(:func:`keeps_rate`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import theory
-from experiments.framework import Experiment, Record, register, verdict
-from experiments.library._nonconvex_plot import TOYS, plot
-from optimizers import heavy_ball
-from simulators import (
-    Objective,
-    measure_rate,
-    separable,
-    smooth_nonconvex_1d,
-    stitched_nonconvex_1d,
-    sweep,
+from experiments.framework import Experiment, Record, check, register
+from experiments.library._nonconvex_curvature import (
+    agreement,
+    curvature_profiles,
+    keeps_rate,
+    shell_curvature_range,
+    smooth_fprime,
+    stitched_fprime,
+    toy_fprime,
+    visited_premise,
 )
+from experiments.library._nonconvex_plot import TOYS, plot
+from experiments.library._nonconvex_text import EXPERIMENT_CLAIM, scan_note, summary
+from optimizers import heavy_ball
+from simulators import measure_rate, separable, smooth_nonconvex_1d, stitched_nonconvex_1d, sweep
+
+__all__ = [
+    "EXPERIMENT",
+    "NonconvexRateConfig",
+    "run",
+    "shell_curvature_range",
+    "toy_fprime",
+]
 
 
 @dataclasses.dataclass(frozen=True)
 class NonconvexRateConfig:
-    """Toys, momenta and run length.
+    """Toys, momenta, scan, starts and run length.
 
     Attributes:
         smooth_h: ``(h_min, h_max)`` of the smooth toy's generalised curvature.
         smooth_omega: frequency of the smooth toy's log-periodic curvature oscillation.
+        smooth_scale: the smooth toy's core radius (``h -> h_max`` below it); far below the
+            measurement floor, so the fitted window never sees the quadratic core.
         stitched_h: ``(h_min, h_max)`` of the stitched toy.
         stitched_ratio: shell ratio of the stitched toy (curvature jumps once per shell).
         dim: dimension of the separable versions.
-        mus: momenta (each at YellowFin's ``alpha``); each must be at least
-            :func:`theory.min_robust_momentum` of the toys' curvature ranges.
-        scan_mu: momentum of the scan across the robust interval (one of ``mus``).
-        scan_points: learning rates of the scan, evenly spaced over the robust interval.
+        mus: momenta; each must be at least :func:`theory.min_robust_momentum` of the toys'
+            curvature ranges. Every scan runs at each of them.
+        positions: scan positions of ``alpha`` (1-D toys): ``p`` in ``[0, 1]`` is
+            ``alpha_lo + p (alpha_hi - alpha_lo)`` in the robust interval (0 = YellowFin's
+            ``alpha``, must be present), ``p`` in ``(-1, 0)`` is ``alpha_lo (1 + p)`` (lazy side).
+        figure_mu: momentum of the distance and visited-curvature panels (one of ``mus``).
+        starts: starts per setting, ``x0 = x* + c (x0_default - x*)`` with ``|c|`` log-uniform in
+            ``start_range`` and a random sign (drawn from the seed).
+        start_range: range of ``|c|``.
         steps: heavy-ball steps per run.
-        region: the curvature range is computed for ``|x - x*|`` up to ``region`` times the start
-            distance (the runs are checked to stay inside).
+        floor: relative precision floor of the rate fit (``x* = 0``: float64 resolves the error
+            far below ``eps``).
+        region: the curvature range is computed for ``|x - x*|`` up to ``region`` times the
+            largest start distance (the runs are checked to stay inside).
         shell_points: grid points per decade shell of :func:`theory.curvature_range`.
-        rel_tol: allowed ``|measured / sqrt(mu) - 1|`` (the claim's 2%).
-        floor_rtol: relative slack of the lower bound ``rate >= sqrt(mu)`` (a late-window fit
-            still sees the decaying sub-dominant direction; measured deficits are <= 0.5%, all
-            within 2 jackknife errors).
-        z_tol: tolerance in jackknife standard errors (used when larger than ``rel_tol``).
+        rel_tol: the claim's band: a setting keeps the rate when ``|rate / sqrt(mu) - 1| <=
+            rel_tol`` over its whole measured interval.
+        z: fit errors added to each side of the bootstrap interval (:func:`keeps_rate`).
+        floor_rtol: relative slack of the identity ``rate >= sqrt(mu)`` (with ``4`` fit errors).
+        grad_rtol: allowed relative gap between theory's closed-form ``f'`` and the simulator's
+            gradient (measured: about ``1e-13``).
     """
 
     smooth_h: tuple[float, float] = (1.0, 9.0)
     smooth_omega: float = 1.0
+    smooth_scale: float = 1e-120
     stitched_h: tuple[float, float] = (1.0, 4.0)
     stitched_ratio: float = 4.0
     dim: int = 8
     mus: tuple[float, ...] = (0.5, 0.64, 0.81, 0.9)
-    scan_mu: float = 0.81
-    scan_points: int = 11
+    positions: tuple[float, ...] = (-0.5, -0.2, 0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
+    figure_mu: float = 0.81
+    starts: int = 8
+    start_range: tuple[float, float] = (0.3, 3.0)
     steps: int = 3000
-    region: float = 4.0
-    shell_points: int = 801
+    floor: float = 1e-100
+    region: float = 30.0
+    shell_points: int = 401
     rel_tol: float = 0.02
+    z: float = 2.0
     floor_rtol: float = 1e-3
-    z_tol: float = 4.0
+    grad_rtol: float = 1e-9
 
     def __post_init__(self) -> None:
         for name in ("smooth_h", "stitched_h"):
@@ -108,23 +121,38 @@ class NonconvexRateConfig:
                 raise ValueError(f"{name} must be (h_min, h_max) with 0 < h_min < h_max")
         if not self.mus or not all(0.0 < m < 1.0 for m in self.mus):
             raise ValueError(f"mus must be a non-empty tuple of momenta in (0, 1) (got {self.mus})")
-        if self.scan_mu not in self.mus:
-            raise ValueError(f"scan_mu must be one of mus {self.mus} (got {self.scan_mu})")
+        if self.figure_mu not in self.mus:
+            raise ValueError(f"figure_mu must be one of mus {self.mus} (got {self.figure_mu})")
+        if 0.0 not in self.positions or not all(-1.0 < p <= 1.0 for p in self.positions):
+            raise ValueError(f"positions must lie in (-1, 1] and include 0 (got {self.positions})")
         if not self.stitched_ratio > 1.0:
             raise ValueError(f"stitched_ratio must be > 1 (got {self.stitched_ratio})")
-        if self.dim < 2 or self.scan_points < 2 or self.steps < 100:
-            raise ValueError("dim must be >= 2, scan_points >= 2 and steps >= 100")
+        if self.dim < 2 or self.starts < 2 or self.steps < 100:
+            raise ValueError("dim must be >= 2, starts >= 2 and steps >= 100")
+        if not 0.0 < self.start_range[0] <= self.start_range[1]:
+            raise ValueError(f"start_range must be 0 < lo <= hi (got {self.start_range})")
+        if not 0.0 < self.floor < 1e-3 or not self.smooth_scale > 0.0:
+            raise ValueError("floor must lie in (0, 1e-3) and smooth_scale must be > 0")
         if not self.region >= 1.0:
             raise ValueError(f"region must be >= 1 (got {self.region})")
 
     @classmethod
     def quick(cls) -> NonconvexRateConfig:
-        """Two momenta, a coarser scan and shorter runs (seconds on a CPU)."""
-        return cls(mus=(0.5, 0.81), scan_points=6, steps=2000, shell_points=401)
+        """Two momenta, seven scan positions, four starts and shorter runs."""
+        return cls(
+            mus=(0.5, 0.81),
+            positions=(-0.5, -0.2, 0.0, 0.25, 0.5, 0.75, 1.0),
+            starts=4,
+            steps=1500,
+        )
+
+
+def _hb(learning_rate, momentum):
+    return heavy_ball(learning_rate, momentum)
 
 
 def _objectives(cfg: NonconvexRateConfig) -> dict:
-    smooth = smooth_nonconvex_1d(*cfg.smooth_h, omega=cfg.smooth_omega)
+    smooth = smooth_nonconvex_1d(*cfg.smooth_h, omega=cfg.smooth_omega, scale=cfg.smooth_scale)
     stitched = stitched_nonconvex_1d(*cfg.stitched_h, ratio=cfg.stitched_ratio)
     return {
         "smooth": smooth,
@@ -134,106 +162,46 @@ def _objectives(cfg: NonconvexRateConfig) -> dict:
     }
 
 
-def toy_fprime(objective_1d: Objective) -> Callable[[np.ndarray], np.ndarray]:
-    """``f'`` of a 1-D objective as a float64 NumPy callable (what theory evaluates).
-
-    The stitched toy's automatic derivative is wrong exactly on its shell boundaries
-    ``|x - x*| = ratio^k`` (a clipped argument: halved or zero there), so ``f'`` is the mean of the
-    derivatives 4 ulps either side. The toys are ``C^1``, so elsewhere this moves ``f'`` by about
-    ``1e-15`` relative, far below anything measured here.
-    """
-    grad = jax.jit(jax.vmap(lambda x: objective_1d.grad(x[None])[0]))
-    nudge = 4.0 * np.finfo(np.float64).eps
-
-    def fprime(x):
-        x = np.asarray(x, np.float64)
-        flat = np.atleast_1d(x).ravel()
-        with jax.enable_x64(True):
-            both = grad(jnp.asarray(np.concatenate([flat * (1 + nudge), flat * (1 - nudge)])))
-        both = np.asarray(both, np.float64)
-        return (0.5 * (both[: flat.size] + both[flat.size :])).reshape(x.shape)
-
-    return fprime
+def _closed_form(cfg: NonconvexRateConfig, toy: str, x_star: float):
+    """Theory's ``f'`` of a 1-D toy, from the closed form its constructor documents."""
+    if toy == "smooth":
+        return smooth_fprime(*cfg.smooth_h, cfg.smooth_omega, cfg.smooth_scale, x_star)
+    return stitched_fprime(*cfg.stitched_h, cfg.stitched_ratio, x_star)
 
 
-def shell_curvature_range(
-    fprime: Callable[[np.ndarray], np.ndarray],
-    x_star: float,
-    dist: float,
-    region: float,
-    shell_points: int,
-) -> tuple[float, float, float, float]:
-    """Theory's range of ``h`` over ``1e-16 R <= |x - x*| <= R``, ``R = region * dist``.
-
-    :func:`theory.curvature_range` on every decade shell on both sides of ``x*`` (a linear grid
-    over the whole region would miss the structure at small scales) and on each side as a whole.
-
-    Returns:
-        ``(h_min, h_max, r_min, R)``.
-    """
-    top = np.log10(region * dist)
-    edges = 10.0 ** np.arange(top - 16.0, top + 1e-9, 1.0)
-    edges[-1] = region * dist
-    r = float(edges[-1])
-    # each side as a whole too (the intervals robust_on_interval checks): the extremes are polished
-    # by a bounded minimiser, so two searches of the same kink can differ by ~1e-10 relative
-    intervals = [(x_star - r, x_star, 2001), (x_star, x_star + r, 2001)]
-    for a, b in itertools.pairwise(edges):
-        intervals += [(x_star + a, x_star + b, shell_points)]
-        intervals += [(x_star - b, x_star - a, shell_points)]
-    lo, hi = np.inf, -np.inf
-    for a, b, n in intervals:
-        h_lo, h_hi = theory.curvature_range(fprime, x_star, a, b, n=n)
-        lo, hi = min(lo, h_lo), max(hi, h_hi)
-    return lo, hi, float(edges[0]), r
-
-
-def visits_only_robust(
-    alpha: float,
-    mu: float,
-    fprime: Callable[[np.ndarray], np.ndarray],
-    x_star: float,
-    iterates: np.ndarray,
-) -> bool:
-    """Whether ``alpha h(x_t)`` lies in the closed robust interval at every iterate.
-
-    ``h = f'(x) / (x - x*)`` (:func:`theory.generalized_curvature`) and the interval
-    ``[(1 - sqrt(mu))^2, (1 + sqrt(mu))^2]`` of :func:`theory.regime` ("robust" inside, "boundary"
-    within 8 ulps of an edge, where the spectral radius is ``sqrt(mu)`` too); Zhang & Mitliagkas
-    (arXiv 1706.03471), Eq. (9)-(10).
-
-    Example:
-        >>> fp = lambda x: 2.0 * x + 0.5 * np.sin(x)  # h(3) = 2.02, h(0.2) = 2.50
-        >>> x = np.array([3.0, 0.2])  # alpha h = 1.01, 1.25
-        >>> visits_only_robust(0.5, 0.25, fp, 0.0, x), visits_only_robust(0.5, 0.01, fp, 0.0, x)
-        (True, False)
-    """
-    h = theory.generalized_curvature(fprime, x_star, iterates)
-    kind = theory.regime(alpha, mu, h)
-    return bool(np.all(np.isin(kind, ("robust", "boundary"))))
+def _grid(cfg: NonconvexRateConfig, positions, h_lo: float, h_hi: float):
+    """``(alpha, mu)`` of every ``(momentum, position)`` setting, shaped ``(M, P)``."""
+    mus = np.asarray(cfg.mus, np.float64)[:, None]
+    p = np.asarray(positions, np.float64)[None, :]
+    a_lo, a_hi = theory.robust_interval(mus, h_lo, h_hi)
+    alpha = np.where(p < 0.0, a_lo * (1.0 + p), a_lo + np.maximum(p, 0.0) * (a_hi - a_lo))
+    return alpha, np.broadcast_to(mus, alpha.shape)
 
 
 def run(cfg: NonconvexRateConfig, seed: int) -> Record:
-    """Theory's curvature range and YellowFin tuning per toy; measured rates of heavy ball."""
+    """Theory's curvature range and per-setting prediction; measured rates from several starts."""
     objectives = _objectives(cfg)
+    rng = np.random.default_rng(seed)
+    factors = 10.0 ** rng.uniform(*np.log10(cfg.start_range), cfg.starts)
+    factors *= rng.choice([-1.0, 1.0], cfg.starts)
     key = jax.random.key(seed)
     mus = np.asarray(cfg.mus, np.float64)
-    fracs = np.linspace(0.0, 1.0, cfg.scan_points)
-    pred, meas, err, alphas, robust, inside_region = {}, {}, {}, {}, {}, {}
-    scan, scan_err, dist_yf, visited, scan_premise = {}, {}, {}, {}, {}
-    ranges, regions, cache = {}, {}, {}
+    decades = int(np.ceil(-np.log10(cfg.floor))) + 4  # theory's region reaches below the floor
+    fprimes, ranges, regions, alphas, predicted = {}, {}, {}, {}, {}
+    rates, errs, keep, intervals, premise, dists, visited = {}, {}, {}, {}, {}, {}, {}
+    h_seen, inside, bound, grad_gap = {}, {}, {}, {}
     for toy, obj in objectives.items():
-        base = objectives[toy.removesuffix("-separable")]
-        x_star = float(np.asarray(base.x_star)[0])
-        dist0 = float(np.max(np.abs(np.asarray(obj.x0) - np.asarray(obj.x_star))))
-        if base.name not in cache:  # a separable toy has the curvature of its 1-D toy
-            fp = toy_fprime(base)
-            cache[base.name] = (
-                fp,
-                *shell_curvature_range(fp, x_star, dist0, cfg.region, cfg.shell_points),
+        base = toy.removesuffix("-separable")
+        one_d = toy == base
+        x_star = float(np.asarray(objectives[base].x_star)[0])
+        dist = float(np.max(np.abs(np.asarray(obj.x0) - np.asarray(obj.x_star))))
+        dist *= float(np.max(np.abs(factors)))
+        if base not in fprimes:  # a separable toy has the curvature of its 1-D toy
+            fprimes[base] = _closed_form(cfg, base, x_star)
+            ranges[base] = shell_curvature_range(
+                fprimes[base], x_star, dist, cfg.region, cfg.shell_points, decades=decades
             )
-        fprime, h_lo, h_hi, r_lo, r_hi = cache[base.name]
-        ranges[toy] = (h_lo, h_hi)
+        fprime, (h_lo, h_hi, r_lo, r_hi) = fprimes[base], ranges[base]
         regions[toy] = (r_lo, r_hi)
         mu_min = float(theory.min_robust_momentum(h_hi / h_lo))
         if mus.min() < mu_min:
@@ -241,180 +209,202 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
                 f"mus must be >= min_robust_momentum = {mu_min:.4f} for the {toy} toy "
                 f"(curvature range [{h_lo:.4g}, {h_hi:.4g}])"
             )
-        a_lo, _ = theory.robust_interval(mus, h_lo, h_hi)
-        alphas[toy] = np.asarray(a_lo)  # YellowFin's rule: the left end of the interval
-        robust[toy] = [
-            theory.robust_on_interval(float(a), float(m), fprime, x_star, x_star - r_hi, x_star)
-            and theory.robust_on_interval(float(a), float(m), fprime, x_star, x_star, x_star + r_hi)
-            for a, m in zip(alphas[toy], mus, strict=True)
-        ]
-        grid_a, grid_mu = [alphas[toy]], [mus]
-        one_d = obj.dim == 1
-        if one_d:
-            s_lo, s_hi = (float(v) for v in theory.robust_interval(cfg.scan_mu, h_lo, h_hi))
-            grid_a.append(s_lo + fracs * (s_hi - s_lo))
-            grid_mu.append(np.full(fracs.size, cfg.scan_mu))
-        with jax.enable_x64(True):
-            traj = sweep(
-                lambda learning_rate, momentum: heavy_ball(learning_rate, momentum),
-                {"learning_rate": np.concatenate(grid_a), "momentum": np.concatenate(grid_mu)},
-                obj,
-                cfg.steps,
-                key,
-                record_coords=None,
-            )
-        e = np.asarray(traj.iterates[:, 0], np.float64) - np.asarray(obj.x_star, np.float64)
-        sq = np.sum(e * e, axis=-1)
-        state = np.sqrt(sq[:, 1:] + sq[:, :-1])
-        est = measure_rate(state)
-        rate = np.where(np.asarray(traj.diverged[:, 0]), np.inf, est.rate)
-        n = mus.size
-        meas[toy], err[toy] = rate[:n], np.asarray(est.stderr)[:n]
-        pred[toy] = np.sqrt(mus)
-        inside_region[toy] = bool(np.all(np.abs(e[:n]) <= r_hi))
-        i = int(np.flatnonzero(mus == cfg.scan_mu)[0])
-        dist_yf[toy] = np.asarray(traj.distances[i, 0], np.float64)
-        if one_d:
-            scan[toy], scan_err[toy] = rate[n:], np.asarray(est.stderr)[n:]
-            # the premise of every scan run, measured: alpha h(x_t) in the closed robust interval
-            # at every visited point (the toys are self-similar, so h is defined at every scale)
-            xs = np.asarray(traj.iterates[n:, 0, :, 0], np.float64)
-            scan_premise[toy] = np.array(
-                [
-                    visits_only_robust(a_s, cfg.scan_mu, fprime, x_star, x_s)
-                    for a_s, x_s in zip(grid_a[1], xs, strict=True)
-                ]
-            )
-            # the curvature the run visited, read off the iterates through the toy's gradient
-            x_t = np.asarray(traj.iterates[i, 0, :, 0], np.float64)
-            visited[toy] = alphas[toy][i] * theory.generalized_curvature(fprime, x_star, x_t)
-
-    tol = {t: np.maximum(cfg.rel_tol, cfg.z_tol * err[t] / np.sqrt(mus)) for t in TOYS}
-    dev = {t: meas[t] / np.sqrt(mus) - 1.0 for t in TOYS}
-    ok = {t: np.isfinite(dev[t]) & (np.abs(dev[t]) <= tol[t]) for t in TOYS}
-    scan_ok = {
-        t: np.abs(scan[t] / np.sqrt(cfg.scan_mu) - 1.0)
-        <= np.maximum(
-            cfg.rel_tol, cfg.z_tol * np.nan_to_num(scan_err[t], nan=0.0) / np.sqrt(cfg.scan_mu)
+        positions = cfg.positions if one_d else (0.0,)
+        alpha, mu_grid = _grid(cfg, positions, h_lo, h_hi)
+        alphas[toy] = alpha
+        # theory's per-setting prediction: alpha h(x) robust on the whole region, both sides of x*
+        predicted[toy] = np.asarray(
+            theory.robust_on_interval(alpha, mu_grid, fprime, x_star, x_star - r_hi, x_star)
+        ) & np.asarray(
+            theory.robust_on_interval(alpha, mu_grid, fprime, x_star, x_star, x_star + r_hi)
         )
-        for t in scan
-    }
-    # det A_t = mu: no run converges faster than sqrt(mu), wherever alpha lies (fit error only)
-    floor_ok = [
-        np.all(r >= np.sqrt(mu) * (1 - cfg.floor_rtol) - cfg.z_tol * np.nan_to_num(e, nan=0.0))
-        for t in TOYS
-        for r, e, mu in [(meas[t], err[t], mus)]
-        + ([(scan[t], scan_err[t], cfg.scan_mu)] if t in scan else [])
-    ]
-    checks = {
-        "theory_says_robust": all(all(robust[t]) for t in TOYS),
-        "runs_stay_in_the_predicted_region": all(inside_region.values()),
-        "rate_is_sqrt_mu": all(bool(np.all(ok[t])) for t in TOYS),
-        "no_run_beats_sqrt_mu": bool(all(floor_ok)),
-    }
-    # beyond the verdict: does robust curvature at every visited point suffice for sqrt(mu)?
-    sufficient = all(bool(np.all(scan_ok[t][scan_premise[t]])) for t in scan)
-    worst = max(float(np.max(np.abs(dev[t]))) for t in TOYS)
-    scan_text = "; ".join(
-        f"{t}: {int(scan_ok[t].sum())}/{cfg.scan_points} keep sqrt(mu) although "
-        f"{int(scan_premise[t].sum())}/{cfg.scan_points} visit only robust curvature"
-        for t in scan
+        x0_default = np.asarray(obj.x0, np.float64) - np.asarray(obj.x_star, np.float64)
+        rate = np.empty((cfg.starts, *alpha.shape))
+        err = np.empty_like(rate)
+        far = 0.0
+        seen_lo, seen_hi, robust_seen = np.inf, -np.inf, np.ones(alpha.shape, bool)
+        for s, c in enumerate(factors):
+            with jax.enable_x64(True):
+                traj = sweep(
+                    _hb,
+                    {"learning_rate": alpha.ravel(), "momentum": mu_grid.ravel()},
+                    obj,
+                    cfg.steps,
+                    key,
+                    x0=np.asarray(obj.x_star, np.float64) + c * x0_default,
+                    record_coords=None,
+                )
+            e = np.asarray(traj.iterates[:, 0], np.float64) - np.asarray(obj.x_star, np.float64)
+            sq = np.sum(e * e, axis=-1)
+            est = measure_rate(np.sqrt(sq[:, 1:] + sq[:, :-1]), rel_floor=cfg.floor)
+            diverged = np.asarray(traj.diverged[:, 0])
+            rate[s] = np.where(diverged, np.inf, est.rate).reshape(alpha.shape)
+            err[s] = np.asarray(est.stderr).reshape(alpha.shape)
+            far = max(far, float(np.max(np.where(np.isnan(e), np.inf, np.abs(e)))))
+            if s == 0:
+                i = int(np.flatnonzero(mus == cfg.figure_mu)[0]) * alpha.shape[1]
+                i += positions.index(0.0)
+                dists[toy] = np.sqrt(sq[i])
+            if one_d:  # the premise measured on the iterates, inside theory's region
+                ok, h = visited_premise(
+                    alpha.ravel(), mu_grid.ravel(), fprime, x_star, e[..., 0], r_lo
+                )
+                robust_seen &= ok.reshape(alpha.shape)
+                seen_lo, seen_hi = min(seen_lo, np.nanmin(h)), max(seen_hi, np.nanmax(h))
+                if s == 0:
+                    visited[toy] = alpha.ravel()[i] * h[i]
+                    x_t = x_star + e[..., 0][np.isfinite(h)]
+                    sim = toy_fprime(obj)(x_t)  # the simulator's gradient, for the verification
+                    grad_gap[toy] = float(np.max(np.abs(sim - fprime(x_t)) / np.abs(sim)))
+        inside[toy] = far
+        rates[toy], errs[toy] = rate, err
+        sqrt_mu = np.sqrt(mu_grid)
+        bound[toy] = sqrt_mu * (1.0 - cfg.floor_rtol)
+        outcome = [
+            keeps_rate(
+                rate[:, k, j] / sqrt_mu[k, j] - 1.0,
+                err[:, k, j] / sqrt_mu[k, j],
+                cfg.rel_tol,
+                cfg.z,
+                seed=seed,
+            )
+            for k in range(alpha.shape[0])
+            for j in range(alpha.shape[1])
+        ]
+        keep[toy] = np.array([o[0] for o in outcome], dtype=object).reshape(alpha.shape)
+        intervals[toy] = np.array([o[1] for o in outcome]).reshape(*alpha.shape, 2)
+        if one_d:
+            premise[toy], h_seen[toy] = robust_seen, (seen_lo, seen_hi)
+
+    j0 = {t: (cfg.positions if t in premise else (0.0,)).index(0.0) for t in TOYS}
+    yf_keep = [keep[t][k, j0[t]] for t in TOYS for k in range(mus.size)]
+    yf_ok = False if False in yf_keep else (None if None in yf_keep else True)
+    yf_rate = {t: np.mean(rates[t][:, :, j0[t]], axis=0) for t in TOYS}
+    worst = max(float(np.max(np.abs(intervals[t][:, j0[t]]))) for t in TOYS)
+    scan_ok, n_agree, n_resolved, n_total = agreement(
+        np.concatenate([predicted[t].ravel() for t in premise]),
+        np.concatenate([keep[t].ravel() for t in premise]),
     )
+    slack = 1e-9 * max(r[1] for r in ranges.values())  # the extremes are polished by Brent
+    seen_ok = all(
+        ranges[t][0] - slack <= h_seen[t][0] and h_seen[t][1] <= ranges[t][1] + slack
+        for t in premise
+    )
+    floor_ok = all(  # det A_t = mu: no run converges faster than sqrt(mu) (fit error only)
+        bool(np.all(rates[t] >= bound[t] - 4.0 * np.nan_to_num(errs[t], nan=0.0))) for t in TOYS
+    )
+    checks = [
+        check(
+            "runs_stay_in_the_predicted_region",
+            "precondition",
+            all(inside[t] <= regions[t][1] for t in TOYS),
+            predicted={t: list(regions[t]) for t in TOYS},
+            measured={"max_abs_error": inside},
+            note="theory's curvature range covers |x - x*| <= region x the largest start distance",
+        ),
+        check(
+            "closed_form_gradient_matches_simulator",
+            "verification",
+            max(grad_gap.values()) <= cfg.grad_rtol,
+            predicted="theory's closed-form f' of each toy",
+            measured={t: f"{v:.1e}" for t, v in grad_gap.items()},
+            tolerance=f"{cfg.grad_rtol:g} relative",
+            note="the simulator's gradient at every visited iterate of the first start",
+        ),
+        check(
+            "visited_curvature_in_theory_range",
+            "verification",
+            seen_ok,
+            predicted={t: list(ranges[t][:2]) for t in premise},
+            measured={t: list(h_seen[t]) for t in premise},
+            tolerance=f"{slack:.1e} absolute",
+            note="h(x_t) at every visited iterate lies in theory's curvature range",
+        ),
+        check(
+            "rate_is_sqrt_mu_at_yellowfin_alpha",
+            "reproduction",
+            yf_ok,
+            predicted=np.sqrt(mus),
+            measured={t: yf_rate[t] for t in TOYS},
+            tolerance={"band": cfg.rel_tol, "worst_interval_end": worst},
+            note=f"{yf_keep.count(True)}/{len(yf_keep)} (toy, mu) keep sqrt(mu), "
+            f"{yf_keep.count(False)} miss, {yf_keep.count(None)} unresolved",
+            headline=True,
+        ),
+        check(
+            "robust_curvature_predicts_the_rate",
+            "reproduction",
+            scan_ok,
+            predicted={t: predicted[t] for t in premise},
+            measured={t: keep[t].tolist() for t in premise},
+            tolerance={"band": cfg.rel_tol, "z": cfg.z},
+            note=scan_note({t: keep[t] for t in premise}, predicted, n_agree, n_resolved, n_total),
+        ),
+        check(
+            "no_run_beats_sqrt_mu",
+            "identity",
+            floor_ok,
+            predicted="rate >= sqrt(mu) (det A_t = mu)",
+            tolerance=f"{cfg.floor_rtol:g} relative + 4 fit errors",
+            note="the two Lyapunov exponents multiply to mu (unit-tested)",
+        ),
+    ]
     return Record(
         claim=EXPERIMENT_CLAIM,
         prediction={
-            "curvature_range": {t: list(ranges[t]) for t in TOYS},
+            "curvature_range": {t: list(ranges[t][:2]) for t in premise},
             "region_abs_distance": {t: list(regions[t]) for t in TOYS},
-            "yellowfin_alpha": {t: alphas[t] for t in TOYS},
-            "theory_robust_on_region": {t: robust[t] for t in TOYS},
+            "yellowfin_alpha": {t: alphas[t][:, j0[t]] for t in TOYS},
             "rate_sqrt_mu": np.sqrt(mus),
-            "rate_lower_bound": "sqrt(mu) (det A_t = mu)",
+            "scan_keeps_rate": {t: predicted[t] for t in premise},
         },
         measurement={
-            "rate": {t: meas[t] for t in TOYS},
-            "stderr": {t: err[t] for t in TOYS},
-            "max_rel_deviation": worst,
-            "scan_mu": cfg.scan_mu,
-            "scan_fractions_keeping_rate": {t: int(scan_ok[t].sum()) for t in scan},
-            "scan_fractions_with_robust_visited_curvature": {
-                t: int(scan_premise[t].sum()) for t in scan
-            },
-            "scan_keeps_rate": {t: scan_ok[t] for t in scan},
-            "scan_premise_holds": {t: scan_premise[t] for t in scan},
-            "robust_curvature_suffices_not_in_verdict": verdict(sufficient),
-            "checks": checks,
+            "yellowfin_rate": yf_rate,
+            "yellowfin_interval": {t: intervals[t][:, j0[t]] for t in TOYS},
+            "scan_keeps_rate": {t: keep[t].tolist() for t in premise},
+            "scan_interval": {t: intervals[t] for t in premise},
+            "scan_premise_holds": premise,
+            "scan_agreement": {"agree": n_agree, "resolved": n_resolved, "settings": n_total},
+            "visited_curvature": {t: list(h_seen[t]) for t in premise},
+            "start_factors": factors,
         },
         tolerance={
-            "rule": "|measured/sqrt(mu) - 1| <= max(rel_tol, z*stderr/sqrt(mu))",
+            "rule": "keeps sqrt(mu) when the bootstrap interval over starts of rate/sqrt(mu) - 1, "
+            "widened by z fit errors of the mean, lies in [-rel_tol, rel_tol]; misses when it lies "
+            "outside; unresolved otherwise",
             "rel_tol": cfg.rel_tol,
-            "z": cfg.z_tol,
-            "why": "the rate is not exact beyond quadratics; 2% is the claim's band and the "
-            "block-jackknife stderr of the late log-slope is the fit's own uncertainty",
-            "region": "h is computed for |x - x*| in [1e-16, 1] x region x start distance",
-            "lower_bound": f"rate >= sqrt(mu) (1 - {cfg.floor_rtol:g}) - {cfg.z_tol:g} stderr on "
-            "every run, scan included",
+            "z": cfg.z,
+            "starts": cfg.starts,
+            "why": "the rate is not exact beyond quadratics; 2% is the claim's band, and the "
+            "spread over starts and the block-jackknife error of the late log-slope are the "
+            "measured uncertainty",
         },
-        verdict=verdict(all(checks.values())),
-        summary=(
-            f"at YellowFin's alpha the measured rate is sqrt(mu) within {worst:.2%} on "
-            f"{len(TOYS)} toys x {mus.size} momenta; scan across the robust interval at "
-            f"mu={cfg.scan_mu:g} (not in the verdict): {scan_text}; robust curvature is "
-            f"{'sufficient' if sufficient else 'not sufficient'} for sqrt(mu); "
-            f"{floor_text(checks['no_run_beats_sqrt_mu'])}"
-        ),
+        checks=checks,
+        summary=summary(yf_keep, worst, n_agree, n_resolved, n_total, mus.size, scan_ok, len(TOYS)),
         arrays={
             "mus": mus,
-            "scan_fractions": fracs,
-            "scan_mu": np.array(cfg.scan_mu),
-            "t": np.asarray(traj.steps),
-            **{f"rate_{t}": meas[t] for t in TOYS},
-            **{f"stderr_{t}": err[t] for t in TOYS},
-            **{f"alpha_{t}": alphas[t] for t in TOYS},
-            **{f"range_{t}": np.asarray(ranges[t]) for t in TOYS},
-            **{f"dist_{t}": dist_yf[t] for t in TOYS},
-            **{f"scan_rate_{t}": scan[t] for t in scan},
-            **{f"scan_stderr_{t}": scan_err[t] for t in scan},
+            "positions": np.asarray(cfg.positions),
+            "figure_mu": np.array(cfg.figure_mu),
+            "t": np.arange(cfg.steps + 1),
+            **{f"rate_{t}": yf_rate[t] for t in TOYS},
+            **{f"interval_{t}": intervals[t][:, j0[t]] for t in TOYS},
+            **{f"alpha_{t}": alphas[t][:, j0[t]] for t in TOYS},
+            **{f"range_{t}": np.asarray(ranges[t][:2]) for t in premise},
+            **{f"dist_{t}": dists[t] for t in TOYS},
+            **{f"scan_rate_{t}": np.mean(rates[t], axis=0) for t in premise},
+            **{f"scan_interval_{t}": intervals[t] for t in premise},
+            **{f"scan_predicted_{t}": predicted[t] for t in premise},
+            **{f"scan_keeps_{t}": _code(keep[t]) for t in premise},
             **{f"visited_ah_{t}": visited[t] for t in visited},
-            **_profiles(objectives, {k: v[0] for k, v in cache.items()}),
+            **curvature_profiles(objectives, fprimes),
         },
     )
 
 
-def floor_text(holds: bool) -> str:
-    """The summary's words for the lower bound ``rate >= sqrt(mu)`` (``no_run_beats_sqrt_mu``).
+def _code(keep: np.ndarray) -> np.ndarray:
+    """Outcomes as floats for the NPZ: 1 keeps, 0 misses, NaN unresolved."""
+    return np.array([np.nan if k is None else float(k) for k in keep.ravel()]).reshape(keep.shape)
 
-    Example:
-        >>> floor_text(True), floor_text(False)
-        ('no run beats sqrt(mu)', 'a run beats sqrt(mu) beyond its fit error (lower bound fails)')
-    """
-    if holds:
-        return "no run beats sqrt(mu)"
-    return "a run beats sqrt(mu) beyond its fit error (lower bound fails)"
-
-
-def _profiles(objectives: dict, fprimes: dict) -> dict[str, np.ndarray]:
-    """The 1-D toys' loss on a line and their generalised curvature over many scales."""
-    out: dict[str, np.ndarray] = {}
-    x_lin = np.linspace(-10.0, 10.0, 801)
-    e_log = np.geomspace(1e-9, 10.0, 1500)
-    out["x_lin"], out["e_log"] = x_lin, e_log
-    for toy in ("smooth", "stitched"):
-        obj = objectives[toy]
-        x_star = float(np.asarray(obj.x_star)[0])
-        with jax.enable_x64(True):
-            loss = jax.jit(jax.vmap(lambda x, o=obj: o.loss(x[None])))
-            out[f"f_{toy}"] = np.asarray(loss(jnp.asarray(x_star + x_lin, jnp.float64)))
-        out[f"h_{toy}"] = theory.generalized_curvature(fprimes[obj.name], x_star, x_star + e_log)
-    return out
-
-
-EXPERIMENT_CLAIM = (
-    "With YellowFin's tuning alpha = (1 - sqrt(mu))^2 / h_min, which keeps alpha*h(x) in the "
-    "robust interval, heavy ball converges at rate sqrt(mu) (within 2%) on smooth and stitched "
-    "non-convex toys and their separable versions, and no run anywhere in the interval beats "
-    "sqrt(mu); the verdict does not cover the rest of the interval, where some settings miss "
-    "sqrt(mu) although every visited alpha*h(x) is robust (reported)."
-)
 
 EXPERIMENT = register(
     Experiment(
