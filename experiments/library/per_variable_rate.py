@@ -1,266 +1,332 @@
-"""Experiment 12: per-variable sqrt(mu) convergence rate on a character LSTM.
+"""Experiment 12: each scalar variable of a real network converges at the predicted late rate.
 
 Claim (Zhang & Mitliagkas, "YellowFin and the Art of Momentum Tuning", arXiv 1706.03471, Sec. 3.1
-and the per-variable figure on an LSTM): with a fixed, large enough momentum ``mu`` and a tuned
-learning rate, most scalar variables of a real network approach their end point linearly at the
-robust-region rate ``sqrt(mu)``.
+and the per-variable figure): with a fixed momentum ``mu`` and a learning rate ``alpha`` that puts
+the whole Hessian spectrum inside the robust interval, every scalar variable approaches the
+minimiser at ``sqrt(mu)`` per step; when the smallest eigenvalue lies outside it (``alpha h_min <
+(1 - sqrt(mu))^2``), the variables follow the slowest mode instead.
 
-Prediction: :func:`theory.spectral_radius` at a curvature inside the robust region (``alpha h =
-1 + mu``), which is ``sqrt(mu)`` for every such curvature (Lemma 1). Measurement (the definition is
-ours; the original figure's details were not confirmed, see reference/yellowfin.md):
+Protocol (deterministic, so that a rate is a rate and not drift or minibatch noise):
+full-batch heavy ball (``optax.sgd(alpha, momentum=mu)``) in float64 on a ``tanh`` MLP on the
+digits with weight decay (:func:`gpu.fullbatch.digits_mlp_problem`; the weight decay makes a
+minimiser exist). The reference ``w*`` is the run's end point polished by L-BFGS and Newton steps
+down to the float64 floor of the gradient (:func:`gpu.fullbatch.polish`), and the exact Hessian
+there gives the prediction: each variable is a mixture of the Hessian's modes, so
+its late rate is ``max_h rho(alpha, mu, h)`` (:func:`theory.spectral_radius`, Lemma 1), which is
+``sqrt(mu)`` exactly when every ``h`` lies in the robust interval (:func:`theory.robust_interval`).
+A pilot minimiser (L-BFGS from the same start) places the learning rates: inside runs at
+``position`` along the robust interval in log scale, outside runs at ``factor x alpha_lo`` so that
+``h_min`` is lazy.
 
-1. For each ``mu``, the learning rate of momentum SGD (``optax.sgd(lr, momentum=mu)``, which is
-   heavy ball with ``alpha = lr``) is tuned on a decade grid by
-   :func:`gpu.sweep_learning_rates` (lowest final training loss).
-2. One run of ``warmup + 3 window`` steps tracks ``coordinates`` random scalars
-   (:func:`gpu.sample_coordinates`). The warm-up leaves the initial transient of the loss; the fit
-   uses the ``window`` steps after it; the reference ``x_i^ref`` is the end of the run, two windows
-   later, so that a variable that merely drifts reads as a slow rate (about
-   ``exp(-1.2 / (3 window))`` for a linear drift) instead of reaching its reference inside the
-   window.
-3. :func:`gpu.per_variable_rates` fits ``rho_i`` to the upper envelope of
-   ``|x_{i,t} - x_i^ref| / |x_{i,0} - x_i^ref|`` and counts the variables whose rate lies within
-   ``rel_tol`` of ``sqrt(mu)`` in log scale.
-
-Verdict: the fraction of followers at the largest ``mu`` reaches ``threshold``.
+Measurement: :func:`gpu.fullbatch.late_rates` fits every variable's rate over the late window
+(global distance between ``lower`` and ``upper`` times its start). Tolerance: the measured spread
+of those fits (half the 95th percentile of the two half-window fits' disagreement, in log-rate). A
+variable follows a rate ``r`` when ``|log rho_i - log r| <= tol``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import math
 
-import jax
 import numpy as np
-import optax
-from flax import nnx
-from matplotlib.figure import Figure
 
 import theory
-from experiments.framework import Experiment, Record, figure, register, style, verdict
-from gpu import (
-    gather_coordinates,
-    language_model_task,
-    per_variable_rates,
-    sample_coordinates,
-    sweep_learning_rates,
-    train,
+from experiments.framework import Check, Experiment, Record, check, register
+from experiments.library._per_variable_rate_plot import plot
+from gpu.data import load_digits
+from gpu.fullbatch import (
+    digits_mlp_problem,
+    heavy_ball_trajectory,
+    late_rates,
+    polish,
 )
-from gpu.data import load_text
-from gpu.models import CharLSTM, init_model
 
-SHOWN = 40  # variables drawn per panel
+SHOWN = 30  # variables kept per run for the figure
+LOADING = 1e-8  # an eigenvector component above this puts its mode into the variable
+SPAN = math.log(1e18)  # a run lasts until the predicted rate has shrunk the distance by 1e18
 
 
 @dataclasses.dataclass(frozen=True)
 class PerVariableRateConfig:
-    """Model, momenta and run lengths.
+    """Network, momenta, learning-rate placement and fit window.
 
     Attributes:
-        embed, hidden: LSTM sizes.
-        batch_size, seq_len: language-model batches of the text snapshot.
-        momenta: the fixed momenta; the verdict is read at the largest.
-        lr_grid: learning rates tried for each momentum.
-        tune_steps: steps of each tuning run.
-        warmup: steps before the fit window starts.
-        window: steps of the fit window; the run continues ``2 window`` steps to the reference.
-        coordinates: number of tracked scalar variables.
-        rel_tol: a variable follows when ``|log rho_i - log sqrt(mu)| <= rel_tol |log sqrt(mu)|``;
-            0.2 is wide enough for the spread of a least-squares slope over a noisy window of a few
-            hundred steps and narrow enough to separate ``sqrt(mu)`` from the drift rate above.
-        floor: envelope level where a fit stops (SGD noise floor), relative to the start distance.
-        threshold: smallest fraction of followers for the claim to hold.
+        hidden, n_train, weight_decay: the ``tanh`` MLP, the first ``n_train`` digits, ``lambda``.
+        momenta: the fixed momenta.
+        positions: inside runs at ``alpha_lo (alpha_hi / alpha_lo)^p`` for each ``p`` in (0, 1).
+        factors: outside runs at ``factor x min(alpha_lo, alpha_hi)`` (``h_min`` lazy), < 1.
+        upper, lower: fit window levels of the global distance relative to its start.
+        max_steps: cap on a run's length (a run whose window is not reached is not applicable).
+        threshold: smallest fraction of variables that must follow the prediction.
+        quantile: quantile of the half-window fit disagreement that sets the tolerance.
     """
 
-    embed: int = 64
-    hidden: int = 256
-    batch_size: int = 32
-    seq_len: int = 64
-    momenta: tuple[float, ...] = (0.9, 0.99, 0.999)
-    lr_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
-    tune_steps: int = 2000
-    warmup: int = 5000
-    window: int = 5000
-    coordinates: int = 1000
-    rel_tol: float = 0.2
-    floor: float = 1e-3
-    threshold: float = 0.5
+    hidden: int = 16
+    n_train: int = 1437
+    weight_decay: float = 1e-2
+    momenta: tuple[float, ...] = (0.9, 0.95, 0.99)
+    positions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    factors: tuple[float, ...] = (0.5, 0.7)
+    upper: float = 1e-4
+    lower: float = 1e-9
+    max_steps: int = 30000
+    threshold: float = 0.9
+    quantile: float = 0.95
 
     @classmethod
     def quick(cls) -> PerVariableRateConfig:
-        """A tiny LSTM, two momenta and a 500-step window (well under a minute on a CPU)."""
-        return cls(
-            embed=16,
-            hidden=32,
-            batch_size=16,
-            seq_len=32,
-            momenta=(0.9, 0.99),
-            lr_grid=(1e-2, 1e-1, 1.0),
-            tune_steps=200,
-            warmup=1000,
-            window=500,
-            coordinates=200,
+        """An 8-unit MLP on 512 digits, mu = 0.95 and 0.99, one inside and one outside run each."""
+        return cls(hidden=8, n_train=512, momenta=(0.95, 0.99), positions=(0.5,), factors=(0.7,))
+
+    @classmethod
+    def gpu(cls) -> PerVariableRateConfig:
+        """Paper-scale tier: a 64-unit MLP (4810 parameters, exact Hessian) and four momenta."""
+        return cls(hidden=64, momenta=(0.9, 0.95, 0.99, 0.995), max_steps=60000)
+
+
+def _run_one(problem, ev0, alpha, mu, cfg, kind):
+    """One heavy-ball run: trajectory, polished reference, Hessian, prediction, late rates."""
+    guess = float(np.max(theory.spectral_radius(alpha, mu, ev0)))
+    steps = int(min(cfg.max_steps, math.ceil(SPAN / -math.log(guess))))
+    traj = heavy_ball_trajectory(problem, alpha, mu, steps)
+    if not np.all(np.isfinite(traj[-1])):
+        return {"kind": kind, "mu": mu, "alpha": alpha, "steps": steps, "finite": False}
+    ref = polish(problem, traj[-1])
+    ev = ref.eigenvalues
+    lo, hi = theory.robust_interval(mu, max(ev[0], 1e-300), ev[-1])
+    modes = theory.spectral_radius(alpha, mu, np.maximum(ev, 1e-300))
+    predicted = float(np.max(modes))
+    # per variable: the slowest mode it loads on (a variable outside a mode's eigenvector, such
+    # as a weight from a pixel that is zero in every image, never sees that mode)
+    loads = np.abs(ref.eigenvectors) > LOADING
+    per_var = np.max(np.where(loads, modes[None, :], 0.0), axis=1)
+    fit = late_rates(traj, ref.point, upper=cfg.upper, lower=cfg.lower)
+    tol = fit.log_spread(cfg.quantile)
+    log_rho = np.log(fit.rates)
+    target = math.sqrt(mu)
+    with np.errstate(invalid="ignore"):
+        follow_pred = float(np.mean(np.abs(log_rho - math.log(predicted)) <= tol))
+        follow_sqrt = float(np.mean(np.abs(log_rho - math.log(target)) <= tol))
+        follow_var = float(np.mean(np.abs(log_rho - np.log(per_var)) <= tol))
+    a, b = fit.window
+    shown = np.abs(traj[a:b, :SHOWN] - ref.point[:SHOWN]) if b > a else np.zeros((1, SHOWN))
+    return {
+        "kind": kind,
+        "mu": mu,
+        "alpha": alpha,
+        "steps": steps,
+        "finite": True,
+        "grad_norm": ref.grad_norm,
+        "end_to_reference": float(np.linalg.norm(traj[-1] - ref.point)),
+        "end_below_window": bool(fit.distance[-1] <= 1e-3 * cfg.lower * fit.distance[0]),
+        "h_min": float(ev[0]),
+        "h_max": float(ev[-1]),
+        "alpha_lo": float(lo),
+        "alpha_hi": float(hi),
+        "inside": bool(ev[0] > 0 and lo <= alpha <= hi),
+        "predicted_rate": predicted,
+        "sqrt_mu": target,
+        "window": [a, b],
+        "log_tolerance": tol,
+        "median_rate": float(np.nanmedian(fit.rates)),
+        "fraction_following_prediction": follow_pred,
+        "fraction_following_sqrt_mu": follow_sqrt,
+        "fraction_loading_on_slowest_mode": float(np.mean(per_var == predicted)),
+        "fraction_following_own_slowest_mode": follow_var,
+        "_rates": fit.rates,
+        "_shown": shown / np.maximum(shown[:1], 1e-300),
+    }
+
+
+def _usable(r: dict) -> bool:
+    return bool(
+        r["finite"]
+        and r["end_below_window"]
+        and r["grad_norm"] <= 1e-10
+        and r["h_min"] > 0
+        and np.isfinite(r["log_tolerance"])
+    )
+
+
+def decide_checks(
+    results: list[dict], cfg: PerVariableRateConfig, pilot_ok: bool, ev0: np.ndarray
+) -> list[Check]:
+    """The record's checks from the runs' summaries (the dicts :func:`_run_one` returns).
+
+    Preconditions: every run usable (converged past the window to a minimiser with a positive
+    definite Hessian) and at least one run inside the robust interval. Reproductions: inside runs,
+    at least ``threshold`` of the variables follow ``sqrt(mu)`` (headline); outside runs whose
+    prediction is resolvable from ``sqrt(mu)`` (more than two tolerances apart), at least
+    ``threshold`` follow the predicted slowest mode (unresolved when none is resolvable).
+    """
+    ok = [r for r in results if _usable(r)]
+    inside = [r for r in ok if r["inside"]]
+    outside = [r for r in ok if not r["inside"]]
+    checks = [
+        check(
+            "minimiser_reached",
+            "precondition",
+            len(ok) == len(results) and pilot_ok,
+            predicted="every run converges to a minimiser with a positive definite Hessian",
+            measured={
+                "usable_runs": f"{len(ok)}/{len(results)}",
+                "pilot_h_min": float(ev0[0]),
+                "largest_polished_grad_norm": max(
+                    (r.get("grad_norm", np.inf) for r in results), default=np.inf
+                ),
+            },
+            note="a run that diverged, ended before its distance fell 1000x below the fit "
+            "window, or stopped at a saddle has no late rate to compare",
+        ),
+        check(
+            "inside_runs_exist",
+            "precondition",
+            bool(inside),
+            measured=f"{len(inside)} runs with the whole spectrum in the robust interval",
+            note="the pilot's condition number "
+            f"{ev0[-1] / max(ev0[0], 1e-300):.3g} must fit in ((1 + sqrt(mu)) / (1 - sqrt(mu)))^2",
+        ),
+    ]
+    frac_in = min((r["fraction_following_sqrt_mu"] for r in inside), default=float("nan"))
+    checks.append(
+        check(
+            "inside_every_variable_follows_sqrt_mu",
+            "reproduction",
+            frac_in >= cfg.threshold if inside else None,
+            predicted=f">= {cfg.threshold:.0%} of variables within tol of sqrt(mu)",
+            measured={
+                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": round(r["fraction_following_sqrt_mu"], 4)
+                for r in inside
+            },
+            tolerance={
+                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": r["log_tolerance"] for r in inside
+            },
+            note="smallest fraction over the inside runs: "
+            f"{frac_in:.1%}; tolerance in log-rate from the half-window fits' spread",
+            headline=True,
         )
+    )
+    resolvable = [
+        r
+        for r in outside
+        if abs(math.log(r["predicted_rate"]) - math.log(r["sqrt_mu"])) > 2 * r["log_tolerance"]
+    ]
+    frac_out = min((r["fraction_following_prediction"] for r in resolvable), default=float("nan"))
+    checks.append(
+        check(
+            "outside_variables_follow_slowest_mode",
+            "reproduction",
+            (frac_out >= cfg.threshold) if resolvable else None,
+            predicted={
+                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": r["predicted_rate"] for r in outside
+            },
+            measured={
+                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": {
+                    "median_rate": r["median_rate"],
+                    "following_prediction": round(r["fraction_following_prediction"], 4),
+                    "following_sqrt_mu": round(r["fraction_following_sqrt_mu"], 4),
+                    "loading_on_slowest_mode": round(r["fraction_loading_on_slowest_mode"], 4),
+                    "following_own_slowest_mode": round(
+                        r["fraction_following_own_slowest_mode"], 4
+                    ),
+                }
+                for r in outside
+            },
+            tolerance=f">= {cfg.threshold:.0%} within the run's log tolerance of the prediction",
+            note=f"{len(resolvable)}/{len(outside)} outside runs have a prediction farther than "
+            "two tolerances from sqrt(mu); smallest fraction following it: "
+            f"{frac_out:.1%}; the others are variables outside the slowest eigenvector "
+            "(Hessian row lambda e_i: weights from pixels that are zero in every image), which "
+            "follow the slowest mode they load on",
+        )
+    )
+    return checks
 
 
 def run(cfg: PerVariableRateConfig, seed: int) -> Record:
-    """Tune the learning rate per momentum, track variables, fit their rates."""
-    ds = load_text()
-    task = language_model_task(ds, cfg.batch_size, cfg.seq_len)
-    model = init_model(
-        lambda r: CharLSTM(ds.vocab_size, embed=cfg.embed, hidden=cfg.hidden, rngs=r), seed
-    )
-    _, params, _ = nnx.split(model, nnx.Param, ...)
-    coords = sample_coordinates(params, cfg.coordinates, jax.random.key(seed + 1))
-    steps = cfg.warmup + 3 * cfg.window
-    chunk = int(np.gcd(cfg.warmup, cfg.window))
-    tuned, predicted, follow, fast, median = [], [], [], [], []
-    rates, shown, losses, tune_losses = [], [], [], []
+    """Pilot minimiser, then inside and outside runs per momentum; checks on the fractions."""
+    problem = digits_mlp_problem(load_digits(), cfg.hidden, cfg.weight_decay, seed, cfg.n_train)
+    pilot = polish(problem, problem.init)
+    ev0 = pilot.eigenvalues
+    runs = []
     for mu in cfg.momenta:
-        sweep = sweep_learning_rates(
-            model,
-            functools.partial(optax.sgd, momentum=mu),
-            cfg.lr_grid,
-            task,
-            steps=cfg.tune_steps,
-            seed=seed,
-            chunk=min(cfg.tune_steps, 100),
-        )
-        final = np.where(np.isfinite(sweep.final_train_loss), sweep.final_train_loss, np.inf)
-        lr = float(cfg.lr_grid[int(np.argmin(final))])
-        tuned.append(lr)
-        tune_losses.append(np.asarray(sweep.final_train_loss, np.float64))
-        # sqrt(mu) from the closed form at a curvature inside the robust region (alpha h = 1 + mu)
-        predicted.append(float(theory.spectral_radius(lr, mu, (1.0 + mu) / lr)))
-        res = train(
-            model,
-            optax.sgd(lr, momentum=mu),
-            task,
-            steps=steps,
-            seed=seed,
-            chunk=chunk,
-            track=coords,
-        )
-        if res.stopped != "done":
-            raise RuntimeError(f"training with mu={mu}, lr={lr} stopped: {res.stopped}")
-        end = np.asarray(gather_coordinates(res.state.params, coords), np.float64)
-        window = np.asarray(res.metrics["tracked"], np.float64)[
-            cfg.warmup : cfg.warmup + cfg.window
-        ]
-        # Appending copies of the end point makes it the reference and the window the fit horizon.
-        tail = 5
-        traj = np.concatenate([window, np.repeat(end[None], tail, axis=0)])
-        rep = per_variable_rates(traj, mu, tail=tail, floor=cfg.floor, rel_tol=cfg.rel_tol)
-        follow.append(rep.fraction_following)
-        fast.append(rep.fraction_at_least_as_fast)
-        median.append(float(np.nanmedian(rep.rates)))
-        rates.append(rep.rates)
-        shown.append(rep.normalized[: cfg.window, :SHOWN])
-        losses.append(np.asarray(res.metrics["loss"], np.float64))
-    top = int(np.argmax(cfg.momenta))
-    checks = {"followers_at_largest_mu_reach_threshold": follow[top] >= cfg.threshold}
+        lo, hi = (float(v) for v in theory.robust_interval(mu, max(ev0[0], 1e-300), ev0[-1]))
+        if lo < hi:
+            runs += [(lo * (hi / lo) ** p, mu, "inside") for p in cfg.positions]
+        runs += [(f * min(lo, hi), mu, "outside") for f in cfg.factors]
+    results = [_run_one(problem, ev0, a, mu, cfg, kind) for a, mu, kind in runs]
+    checks = decide_checks(results, cfg, pilot.grad_norm <= 1e-10 and ev0[0] > 0, ev0)
+    ok = [r for r in results if _usable(r)]
+    keys = [k for k in results[0] if not k.startswith("_")] if results else []
+    table = [{k: r.get(k) for k in keys} for r in results]
+    summary = "; ".join(
+        f"mu={r['mu']:g} {r['kind']}: {r['fraction_following_prediction']:.0%} follow the "
+        f"predicted {r['predicted_rate']:.5f} (median {r['median_rate']:.5f}), "
+        f"{r['fraction_following_sqrt_mu']:.0%} follow sqrt(mu)"
+        for r in ok
+    )
     return Record(
         claim=EXPERIMENT_CLAIM,
-        prediction={"momenta": cfg.momenta, "rate": predicted},
-        measurement={
-            "tuned_learning_rate": tuned,
-            "median_rate": median,
-            "fraction_following": follow,
-            "fraction_at_least_as_fast": fast,
-            "checks": checks,
+        prediction={
+            "rule": "late rate of every variable = max over Hessian eigenvalues h of "
+            "rho(alpha, mu, h) (theory.spectral_radius); sqrt(mu) when the whole spectrum is "
+            "inside the robust interval",
+            "pilot_spectrum": [float(ev0[0]), float(ev0[-1])],
         },
+        measurement={"problem": problem.name, "parameters": problem.size, "runs": table},
         tolerance={
-            "rel_tol": cfg.rel_tol,
             "threshold": cfg.threshold,
-            "explanation": "a variable follows when its fitted log-rate is within rel_tol of "
-            "log sqrt(mu); the claim holds when at least `threshold` of the tracked variables "
-            f"follow at mu = {cfg.momenta[top]:g} ({cfg.coordinates} variables: the fraction's "
-            f"binomial standard error is at most {0.5 / np.sqrt(cfg.coordinates):.3f})",
+            "explanation": "a variable follows rate r when |log rho_i - log r| <= tol, tol = half "
+            f"the {cfg.quantile:g} quantile over variables of the disagreement of the fits over "
+            "the two halves of the late window (the measured spread of the fit)",
         },
-        verdict=verdict(all(checks.values())),
-        summary=", ".join(
-            f"mu={mu:g}: {100 * f:.0f}% follow sqrt(mu)={p:.4f} (median rate {m:.4f})"
-            for mu, f, p, m in zip(cfg.momenta, follow, predicted, median, strict=True)
-        )
-        + f"; threshold {100 * cfg.threshold:.0f}% at the largest mu",
-        arrays={
-            "momenta": np.asarray(cfg.momenta),
-            "predicted_rate": np.asarray(predicted),
-            "tuned_learning_rate": np.asarray(tuned),
-            "rates": np.stack(rates),
-            "normalized_shown": np.stack(shown),
-            "fraction_following": np.asarray(follow),
-            "train_loss": np.stack(losses),
-            "tune_final_loss": np.stack(tune_losses),
-            "lr_grid": np.asarray(cfg.lr_grid),
-        },
+        checks=checks,
+        summary=summary or "no usable run",
+        arrays=_arrays(results),
     )
 
 
-def plot(record: Record) -> Figure:
-    """Per momentum: normalised distances of tracked variables (thin) vs sqrt(mu)^t (dashed);
-    last panel: histogram of fitted rates in units of log sqrt(mu)."""
-    arr = record.arrays
-    mus = arr["momenta"]
-    fig, axes = figure(ncols=len(mus) + 1)
-    c_var = style("sgdm")["color"]
-    for i, mu in enumerate(mus):
-        ax = axes[i]
-        r = arr["normalized_shown"][i]
-        t = np.arange(r.shape[0])
-        for j in range(r.shape[1]):
-            ax.semilogy(t, r[:, j], color=c_var, lw=0.5, alpha=0.5)
-        ax.plot([], [], color=c_var, lw=0.8, label="tracked variables (measured)")
-        ax.semilogy(
-            t,
-            arr["predicted_rate"][i] ** t,
-            **style("prediction", label=r"$\sqrt{\mu}^t$ (theory)"),
-        )
-        ax.set_ylim(1e-4, 10.0)
-        ax.set_xlabel("step t after warm-up")
-        ax.set_ylabel(r"$|x_{i,t} - x_i^{ref}| / |x_{i,0} - x_i^{ref}|$")
-        ax.set_title(
-            rf"$\mu$={mu:g}, lr={arr['tuned_learning_rate'][i]:g}: "
-            f"{100 * arr['fraction_following'][i]:.0f}% follow"
-        )
-        ax.legend(fontsize=7, loc="lower left")
-    ax = axes[-1]
-    colors = [style(m)["color"] for m in ("heavy-ball", "yellowfin", "momo", "adam")]
-    for i, mu in enumerate(mus):
-        ratio = np.log(arr["rates"][i]) / np.log(arr["predicted_rate"][i])
-        ratio = ratio[np.isfinite(ratio)]
-        ax.hist(
-            np.clip(ratio, 0.0, 3.0),
-            bins=30,
-            range=(0.0, 3.0),
-            histtype="step",
-            color=colors[i % len(colors)],
-            label=rf"$\mu$={mu:g} (measured)",
-        )
-    ax.axvline(1.0, **style("prediction", label=r"$\sqrt{\mu}$ (theory)"))
-    tol = record.tolerance.get("rel_tol", 0.2) if isinstance(record.tolerance, dict) else 0.2
-    ax.axvspan(1.0 - tol, 1.0 + tol, color="0.5", alpha=0.15, label="follows (tolerance)")
-    ax.set_xlabel(r"$\log \rho_i / \log \sqrt{\mu}$ (1 = predicted rate, 0 = no decay)")
-    ax.set_ylabel("variables")
-    ax.set_title("fitted per-variable rates")
-    ax.legend(fontsize=7)
-    return fig
+def _arrays(results: list[dict]) -> dict[str, np.ndarray]:
+    usable = [r for r in results if "_rates" in r]
+    if not usable:
+        return {}
+    width = max(r["_shown"].shape[0] for r in usable)
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([a, np.full((width - a.shape[0], a.shape[1]), np.nan)])
+
+    return {
+        "mu": np.array([r["mu"] for r in usable]),
+        "alpha": np.array([r["alpha"] for r in usable]),
+        "alpha_lo": np.array([r["alpha_lo"] for r in usable]),
+        "inside": np.array([r["inside"] for r in usable]),
+        "predicted_rate": np.array([r["predicted_rate"] for r in usable]),
+        "log_tolerance": np.array([r["log_tolerance"] for r in usable]),
+        "fraction_following_sqrt_mu": np.array([r["fraction_following_sqrt_mu"] for r in usable]),
+        "fraction_following_prediction": np.array(
+            [r["fraction_following_prediction"] for r in usable]
+        ),
+        "rates": np.stack([r["_rates"] for r in usable]),
+        "shown": np.stack([pad(r["_shown"]) for r in usable]),
+    }
 
 
 EXPERIMENT_CLAIM = (
-    "With a fixed large momentum mu and a tuned learning rate, most scalar variables of an LSTM "
-    "converge to their end point at the robust-region rate sqrt(mu)."
+    "On a real network trained by deterministic heavy ball, every scalar variable converges at "
+    "sqrt(mu) when the Hessian spectrum at the minimiser lies inside the robust interval, and at "
+    "the predicted slowest-mode rate when its smallest eigenvalue lies outside it."
 )
 
 EXPERIMENT = register(
     Experiment(
         name="per-variable-rate",
-        title="Per-variable sqrt(mu) rate on an LSTM",
+        title="Per-variable rate on a real network",
         claim=EXPERIMENT_CLAIM,
         config=PerVariableRateConfig,
         run=run,
         plot=plot,
-        device="gpu",
+        device="cpu",
         order=12,
     )
 )
