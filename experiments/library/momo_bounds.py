@@ -156,6 +156,8 @@ def _loss_of_average(a: np.ndarray, b: np.ndarray, iterates: np.ndarray, ks: np.
 
 def run(cfg: MomoBoundsConfig, seed: int) -> Record:
     """Certificate slack, derived bounds and the published rate vs f(xbar_K), MoMo* estimates."""
+    if cfg.seeds < 2 or 0.0 not in cfg.betas:
+        raise ValueError(f"need seeds >= 2 and 0 among betas (got {cfg.seeds}, {cfg.betas})")
     obj = interpolating_least_squares(cfg.n, cfg.dim, seed, batch_size=cfg.batch_size)
     info = dict(obj.info)
     a, b = np.asarray(obj.params["a"]), np.asarray(obj.params["b"])

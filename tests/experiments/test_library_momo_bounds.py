@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,3 +146,10 @@ def test_no_step_checked_gives_none_not_nan(field: str) -> None:
     zeros = np.zeros((1, 2))
     out = certificate_factor(CFG, 1.0, 1.0, np.ones((1, 3)), zeros, zeros)
     assert out[field] is None and out["note"]
+
+
+def test_run_refuses_a_single_seed_or_no_beta0() -> None:
+    with pytest.raises(ValueError, match="seeds"):
+        momo_bounds.run(dataclasses.replace(CFG, seeds=1), 0)
+    with pytest.raises(ValueError, match="betas"):
+        momo_bounds.run(dataclasses.replace(CFG, betas=(0.9,)), 0)
