@@ -1,6 +1,10 @@
-"""Smoke test of experiment 4 (where the sqrt(mu) rate fails) on its quick configuration."""
+"""Experiment 4 (where the sqrt(mu) rate fails) on its quick configuration: verdict, checks and
+figure; a start outside the cycle's basin fails the reproduction and a tuning that leaves the
+robust interval makes it not applicable."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -9,17 +13,27 @@ from experiments import reproduce
 from experiments.library import rate_failures
 from experiments.record import Record
 
+EXPECTED = {
+    "curvature_in_robust_region": ("precondition", "pass"),
+    "lessard_control_keeps_rate": ("verification", "pass"),
+    "abrupt_control_keeps_rate": ("verification", "pass"),
+    "lessard_limit_cycle_from_every_start": ("reproduction", "pass"),
+    "abrupt_rate_misses_sqrt_mu": ("reproduction", "pass"),
+}
+
 
 def test_quick_run_holds_and_renders(tmp_path) -> None:
     exp = rate_failures.EXPERIMENT
     rec = reproduce.run_experiment(exp, quick=True, seed=0, out=tmp_path)
     assert rec.verdict == "holds", rec.summary
+    assert not rec.smoke
     assert "plot_error" not in rec.provenance
-    assert all(rec.measurement["checks"].values())
     png = (tmp_path / exp.name / "figure.png").read_bytes()
     assert png.startswith(b"\x89PNG") and (tmp_path / exp.name / "figure.svg").stat().st_size > 0
 
     back = Record.load(tmp_path / exp.name)
+    assert {c.name: (c.kind, c.outcome) for c in back.checks} == EXPECTED
+    assert [c.name for c in back.checks if c.headline] == ["lessard_limit_cycle_from_every_start"]
     # Theory: the counterexample's generalised curvature range is [13, 25] (1 + 24/x on [1, 2),
     # 25 - 24/x beyond, 25 below 1), and the local rate at Polyak's tuning is sqrt(4/9) = 2/3.
     # h_min sits on the corner at x = 2, which the bounded minimiser locates to ~1e-8 relative.
@@ -43,6 +57,40 @@ def test_quick_run_holds_and_renders(tmp_path) -> None:
     np.testing.assert_allclose(back.arrays["abrupt_control_rate"], sqrt_mu, rtol=1e-3)
     assert back.arrays["abrupt_failed"].sum() >= 3
     assert back.arrays["abrupt_diverged"].any()
+
+
+def _small(**kwargs) -> rate_failures.RateFailuresConfig:
+    quick = rate_failures.RateFailuresConfig.quick()
+    small = {"lessard_points": 2, "abrupt_fracs": (0.3, 0.7), "abrupt_steps": 600}
+    return dataclasses.replace(quick, **{**small, **kwargs})
+
+
+def test_starts_that_converge_fail_the_reproduction() -> None:
+    # From x0 in [2.9, 3.0] the same tuning converges (outside the cycle's basin): the published
+    # cycle is not reproduced there, and the verdict says so.
+    rec = rate_failures.run(_small(lessard_x0=(2.9, 3.0)), seed=0)
+    outcome = {c.name: c.outcome for c in rec.checks}
+    assert outcome["lessard_limit_cycle_from_every_start"] == "fail"
+    assert outcome["lessard_control_keeps_rate"] == "pass"
+    assert rec.verdict == "fails", rec.summary
+
+
+def test_curvature_outside_the_robust_interval_is_not_applicable(monkeypatch) -> None:
+    # Heavy ball tuned with alpha = 1.3/9 (Polyak's tuning for a smaller L) has robust interval
+    # h in [0.77, 19.2]: the counterexample's curvature 25 leaves it, a slower rate is then what
+    # the spectral theory itself predicts, and the failures say nothing about the guarantee.
+    real = rate_failures.lessard_counterexample
+
+    def detuned() -> object:
+        obj = real()
+        info = tuple((k, (1.3 / 9.0, 4.0 / 9.0) if k == "tuning" else v) for k, v in obj.info)
+        return dataclasses.replace(obj, info=info)
+
+    monkeypatch.setattr(rate_failures, "lessard_counterexample", detuned)
+    rec = rate_failures.run(_small(), seed=0)
+    pre = next(c for c in rec.checks if c.name == "curvature_in_robust_region")
+    assert pre.outcome == "fail" and pre.measured["lessard_robust"] is False
+    assert rec.verdict == "not applicable", rec.summary
 
 
 def test_limit_cycle_detector() -> None:
