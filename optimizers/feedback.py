@@ -13,12 +13,18 @@ Under staleness tau the gradient applied at step k was evaluated at x_s with s =
 paper's stale form): it is paired with the moves around x_s, kept in a short ring of past moves on
 a fixed random sample of coordinates. Two numerator conventions:
 
-* ``"algorithmic"``: a = the step size that multiplied this gradient. Synchronously this reads the
-  algorithmic momentum exactly; under staleness it reads it up to a bias of order a*h*tau.
+* ``"algorithmic"`` (the default; the paper's convention): a = the step size that multiplied this
+  gradient. Synchronously this reads the algorithmic momentum exactly; under staleness it reads it
+  up to a bias of order a*h*tau, which vanishes with the step, so the loop's set point is an
+  algorithmic momentum and every target in [0, 1) is reachable (to first order in the step).
 * ``"total"``: a = step size / ``effective_workers`` (M). For M workers with geometric staleness
   the mean dynamics are E d_{s+1} = (1 - 1/M) E d_s - (a/M) grad f(x_s) (asynchrony paper, Sec. 3),
-  so this reads the total momentum, about 1 - (1 - mu)/M (1 - 1/M at mu = 0). With M = 1 both
-  conventions coincide.
+  so this reads the total momentum, about 1 - (1 - mu_algo)/M (1 - 1/M at mu_algo = 0). With M = 1
+  both conventions coincide. Reachability: with mu_algo clipped to [-0.9, 0.999] the reachable
+  total momentum is, to first order, [1 - 1.9/M, 1 - 0.001/M] (0.881 to 0.99994 for M = 16). A
+  target below 1 - 1.9/M (e.g. SingleStep's momentum early in training, often 0 to 0.3) cannot be
+  reached: the controller then sits on its floor mu_algo = -0.9. Use it with a fixed
+  ``target_momentum`` inside that range, or with few workers.
 
 Feedback (YellowFin Sec. 4): mu_algo <- clip(mu_algo + gain * (mu_target - mu_hat), lo, hi).
 
@@ -29,8 +35,9 @@ e = mu_target - mu_hat then obeys e_{k+1} = e_k - gain * s * e_{k-d}: without de
 e_{k+1} = (1 - gain*s) e_k, monotone for gain*s < 1; with delay d this is the fixed-delay recursion
 of the asynchrony reference, stable iff gain*s < 2 sin(pi / (2 (2d + 1))). With gain = 0.02 the
 loop is stable for every delay d <= 78 steps (far beyond the staleness of 16-32 workers), and the
-noise of the median sensor is averaged over a time constant of 1/(gain*s) = 50*M steps, short next
-to a training run of thousands of steps. Gains near 0.1 lose stability at d ~ 15 (16 workers);
+noise of the median sensor is averaged over a time constant of 1/(gain*s) steps (50 with the
+algorithmic convention, 50*M with the total one), short next to a training run of thousands of
+steps. Gains near 0.1 lose stability at d ~ 15 (16 workers);
 gains near 0.005 track a moving target too slowly. The tests check convergence and stability.
 """
 
@@ -297,7 +304,7 @@ def momentum_feedback(
     *,
     gain: float = DEFAULT_GAIN,
     initial_momentum: float | None = None,
-    sensor_convention: SensorConvention = "total",
+    sensor_convention: SensorConvention = "algorithmic",
     effective_workers: float = 1.0,
     sensor_size: int = 4096,
     max_staleness: int = 64,
@@ -319,8 +326,10 @@ def momentum_feedback(
         target_momentum: set point in [0, 1).
         gain: controller gain in (0, 1]; default 0.02 (stability argument in the module doc).
         initial_momentum: starting mu_algo in [-0.9, 0.999]; default the target.
-        sensor_convention: ``"total"`` (step size / effective_workers) or ``"algorithmic"``.
-        effective_workers: M >= 1 for the total convention.
+        sensor_convention: ``"algorithmic"`` (default: the applied step size; the paper's
+            convention) or ``"total"`` (step size / effective_workers; a target below
+            1 - 1.9/M is unreachable, see the module docstring).
+        effective_workers: M >= 1 for the total convention (ignored by the algorithmic one).
         sensor_size: number of sampled coordinates (all when the model is smaller).
         max_staleness: ring size minus two; staleness beyond it gives no reading.
         min_denominator: relative exclusion threshold of the sensor.

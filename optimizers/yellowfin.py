@@ -109,9 +109,10 @@ def yellowfin(
 
     Closed loop (Sec. 4, ``closed_loop=True``): the applied momentum is the controller's mu_algo,
     steered by mu_algo <- mu_algo + feedback_gain * (mu_target - mu_hat) with mu_target the
-    SingleStep momentum (or ``target_momentum``) and mu_hat the total-momentum sensor of
-    ``optimizers.feedback`` (pass ``staleness=tau`` to ``update`` for stale gradients; see that
-    module for the numerator conventions and the gain). The learning rate stays SingleStep's.
+    SingleStep momentum (or ``target_momentum``) and mu_hat the momentum sensor of
+    ``optimizers.feedback`` (algorithmic convention by default; pass ``staleness=tau`` to
+    ``update`` for stale gradients; see that module for the numerator conventions and the gain).
+    The learning rate stays SingleStep's.
     With the velocity form the sensor reads the effective heavy-ball momentum mu_t lr_t / lr_{t-1}
     (reference/heavy_ball.md), which equals mu_t once the tuned learning rate settles.
 
@@ -140,8 +141,12 @@ def yellowfin(
             apply only to it: setting one of them without ``closed_loop=True`` raises.
         feedback_gain: controller gain in (0, 1] (default 0.02).
         target_momentum: fixed set point in [0, 1) instead of SingleStep's mu.
-        sensor_convention: ``"total"`` (step / effective_workers, default) or ``"algorithmic"``.
-        effective_workers: M >= 1 for the total convention (default 1).
+        sensor_convention: ``"algorithmic"`` (default: the applied step, the paper's
+            convention; the loop sets the algorithmic momentum, every target is reachable) or
+            ``"total"`` (step / effective_workers): the total momentum 1 - (1 - mu_algo)/M reaches
+            only [1 - 1.9/M, 1) with mu_algo >= -0.9, so a SingleStep target below 1 - 1.9/M
+            (0.88 for M = 16, typical early in training) leaves the controller on its -0.9 floor.
+        effective_workers: M >= 1 for the total convention (default 1; ignored otherwise).
         sensor_size, max_staleness, sensor_min_denominator, sensor_key: sensor settings
             (defaults 4096, 64, 1e-6, 0).
         eps: numerical guard > 0 (official 1e-6).

@@ -21,7 +21,7 @@ YELLOWFIN_STATIC_ARGS = ("curv_window", "sensor_size", "max_staleness", "sensor_
 # Defaults of the settings that only the closed loop uses (None in the signature: unset).
 _LOOP_DEFAULTS = {
     "feedback_gain": DEFAULT_GAIN,
-    "sensor_convention": "total",
+    "sensor_convention": "algorithmic",
     "effective_workers": 1.0,
     "sensor_size": 4096,
     "max_staleness": 64,

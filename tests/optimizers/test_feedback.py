@@ -166,6 +166,52 @@ def test_closed_loop_converges_under_staleness() -> None:
     assert np.all(stats["mu_algo"] > -0.9) and np.all(stats["mu_algo"] < 0.999)
 
 
+def test_default_convention_is_algorithmic() -> None:
+    taus = geometric_staleness(4, 600)
+    base = dict(gain=0.05, initial_momentum=0.2, effective_workers=4)
+    default = run_stale_quadratic(momentum_feedback(0.02, 0.6, **base), taus)
+    algo = run_stale_quadratic(
+        momentum_feedback(0.02, 0.6, sensor_convention="algorithmic", **base), taus
+    )
+    total = run_stale_quadratic(
+        momentum_feedback(0.02, 0.6, sensor_convention="total", **base), taus
+    )
+    np.testing.assert_array_equal(default["mu_algo"], algo["mu_algo"])
+    assert not np.array_equal(default["mu_algo"], total["mu_algo"])
+    yf_default = run_stale_quadratic(yellowfin(closed_loop=True, effective_workers=4), taus[:300])
+    yf_algo = run_stale_quadratic(
+        yellowfin(closed_loop=True, effective_workers=4, sensor_convention="algorithmic"),
+        taus[:300],
+    )
+    np.testing.assert_array_equal(yf_default["mu_hat"], yf_algo["mu_hat"])
+
+
+def test_algorithmic_loop_settles_near_the_target_as_the_step_shrinks() -> None:
+    # Under staleness the algorithmic convention reads mu_algo + O(alpha h tau): the settled
+    # mu_algo sits below the target by a bias that shrinks with the step.
+    workers, target = 4, 0.6
+    taus = geometric_staleness(workers, 4000)
+    gaps = []
+    for alpha in (0.04, 0.01):
+        opt = momentum_feedback(alpha, target, initial_momentum=0.0, effective_workers=workers)
+        gaps.append(target - float(np.mean(run_stale_quadratic(opt, taus)["mu_algo"][-1000:])))
+    assert 0.0 < gaps[1] < 0.5 * gaps[0]
+    assert gaps[1] < 0.05
+
+
+def test_total_convention_cannot_reach_a_target_below_its_floor() -> None:
+    # First order, the total momentum 1 - (1 - mu_algo)/M is at least 1 - 1.9/M = 0.7625 for
+    # M = 8 (mu_algo >= -0.9): a target of 0.5 leaves the controller on its floor.
+    workers = 8
+    taus = geometric_staleness(workers, 3000)
+    opt = momentum_feedback(
+        0.02, 0.5, initial_momentum=0.0, sensor_convention="total", effective_workers=workers
+    )
+    stats = run_stale_quadratic(opt, taus)
+    np.testing.assert_allclose(stats["mu_algo"][-500:], -0.9, atol=1e-6)
+    assert np.mean(stats["mu_hat"][-500:]) > 0.7
+
+
 def test_synchronous_closed_loop_settles_on_target() -> None:
     opt = momentum_feedback(0.02, 0.7, initial_momentum=0.1)
     stats = run_stale_quadratic(opt, np.zeros(1500, int))

@@ -13,6 +13,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 from optimizers import YellowFinLoopState, YellowFinState, logged_stats, yellowfin
 from optimizers.singlestep_jax import cubic_root, single_step
+from optimizers.yellowfin_state import loop_settings
 
 EPS = 1e-6
 
@@ -369,6 +370,8 @@ def test_closed_loop_settings_take_their_defaults_only_with_the_loop() -> None:
     opt = yellowfin(closed_loop=True, sensor_convention="algorithmic", feedback_gain=0.05)
     assert isinstance(opt.init(jnp.zeros(3)), YellowFinLoopState)
     assert isinstance(yellowfin().init(jnp.zeros(3)), YellowFinState)
+    # the paper's algorithmic convention is the default (the total one is opt-in)
+    assert loop_settings(True, {})["sensor_convention"] == "algorithmic"
 
 
 @pytest.mark.parametrize("update_form", ["velocity", "heavy_ball"])
