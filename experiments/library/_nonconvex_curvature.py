@@ -240,6 +240,58 @@ def agreement(predicted: np.ndarray, measured: list) -> tuple[bool | None, int, 
     return ok, agree, len(resolved), len(meas)
 
 
+def min_second_derivative(
+    fprime: Callable[[np.ndarray], np.ndarray], x_star: float, points: int = 20001
+) -> float:
+    """Smallest ``f''`` over ``1e-6 <= |x - x*| <= 1e2`` (both sides), by central differences.
+
+    ``f''(x) ~ (f'(x + d) - f'(x - d)) / (2 d)`` with ``d = 1e-6 |x - x*|`` on a geometric grid;
+    negative means the function is non-convex there.
+
+    Example:
+        >>> round(min_second_derivative(lambda x: x**3 - x, 0.0), 3)  # f'' = 3x^2 - 1
+        -1.0
+        >>> min_second_derivative(lambda x: 2.0 * x, 0.0) > 0
+        True
+    """
+    e = np.geomspace(1e-6, 1e2, points)
+    e = np.concatenate([e, -e])
+    d = 1e-6 * np.abs(e)
+    fpp = (np.asarray(fprime(x_star + e + d)) - np.asarray(fprime(x_star + e - d))) / (2.0 * d)
+    return float(np.min(fpp))
+
+
+def scan_grid(
+    mus: np.ndarray, positions: tuple[float, ...], h_min: float, h_max: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(alpha, mu)`` of every ``(momentum, position)`` setting, shaped ``(M, P)``.
+
+    With ``[alpha_lo, alpha_hi]`` the robust interval of ``[h_min, h_max]``
+    (:func:`theory.robust_interval`), a position ``p`` in ``[0, 1]`` is ``alpha_lo + p (alpha_hi -
+    alpha_lo)`` and ``p`` in ``(-1, 0)`` is ``alpha_lo (1 + p)`` (lazy side).
+
+    Example:
+        >>> alpha, mu = scan_grid(np.array([0.25]), (-0.5, 0.0, 1.0), 1.0, 9.0)
+        >>> alpha.round(4).tolist(), mu.tolist()
+        ([[0.125, 0.25, 0.25]], [[0.25, 0.25, 0.25]])
+    """
+    mu = np.asarray(mus, np.float64)[:, None]
+    p = np.asarray(positions, np.float64)[None, :]
+    a_lo, a_hi = theory.robust_interval(mu, h_min, h_max)
+    alpha = np.where(p < 0.0, a_lo * (1.0 + p), a_lo + np.maximum(p, 0.0) * (a_hi - a_lo))
+    return alpha, np.broadcast_to(mu, alpha.shape)
+
+
+def outcome_codes(keep: np.ndarray) -> np.ndarray:
+    """Outcomes of :func:`keeps_rate` as floats for the NPZ: 1 keeps, 0 misses, NaN unresolved.
+
+    Example:
+        >>> outcome_codes(np.array([True, False, None], dtype=object)).tolist()
+        [1.0, 0.0, nan]
+    """
+    return np.array([np.nan if k is None else float(k) for k in keep.ravel()]).reshape(keep.shape)
+
+
 def curvature_profiles(objectives: dict, fprimes: dict) -> dict[str, np.ndarray]:
     """The 1-D toys' loss on a line and their generalised curvature over many scales."""
     out: dict[str, np.ndarray] = {}

@@ -69,3 +69,18 @@ def summary(
         f"generalised-curvature prediction matches {n_agree}/{n_resolved} resolved scan settings "
         f"(of {n_total}): {verdict.get(scan_ok, 'unresolved')}"
     )
+
+
+def tolerance(rel_tol: float, z: float, starts: int) -> dict:
+    """The record's tolerance: the rule of ``keeps_rate`` and why."""
+    return {
+        "rule": "keeps sqrt(mu) when the bootstrap interval over starts of rate/sqrt(mu) - 1, "
+        "widened by z fit errors of the mean, lies in [-rel_tol, rel_tol]; misses when it lies "
+        "outside; unresolved otherwise",
+        "rel_tol": rel_tol,
+        "z": z,
+        "starts": starts,
+        "why": "the rate is not exact beyond quadratics; 2% is the claim's band, and the spread "
+        "over starts and the block-jackknife error of the late log-slope are the measured "
+        "uncertainty",
+    }

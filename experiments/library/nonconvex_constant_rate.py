@@ -15,15 +15,16 @@ Part (2) is empirical: spectral radius is not sub-multiplicative, so robust curv
 two Lyapunov exponents multiply to ``mu``, so no run can beat ``sqrt(mu)``; it is tested in the
 unit tests and shown here as an identity check that decides nothing.
 
-Prediction: :func:`theory.curvature_range` of each toy over decade shells down to below the
-measurement floor (:func:`shell_curvature_range`), :func:`theory.robust_interval` of that range
-(YellowFin's ``alpha`` is its left end), and per scan setting :func:`theory.robust_on_interval`
-(keeps ``sqrt(mu)`` iff robust). Measurement: heavy ball (:func:`optimizers.heavy_ball`) in float64
-on the simulators' toys, from several starts; the rate is the late log-slope of the error-state
-norm (:func:`simulators.measure_rate`) with its block-jackknife error; a setting keeps the rate when
-the bootstrap interval over starts of ``rate / sqrt(mu) - 1`` (widened by the fit error) lies in
-``[-rel_tol, rel_tol]``, misses it when it lies outside, and is unresolved otherwise
-(:func:`keeps_rate`).
+Preconditions: both toys are non-convex (min ``f''`` < 0) and the fitted windows stay outside the
+smooth toy's quadratic core. Prediction: theory's ``f'`` is the closed form each toy documents
+(verified against the simulator's gradient); :func:`theory.curvature_range` over decade shells down
+to below the measurement floor (:func:`shell_curvature_range`), :func:`theory.robust_interval` of
+that range (YellowFin's ``alpha`` is its left end), and per setting
+:func:`theory.robust_on_interval` (keeps ``sqrt(mu)`` iff robust). Measurement: heavy ball
+(:func:`optimizers.heavy_ball`) in float64 from several starts; the rate is the late log-slope of
+the error-state norm (:func:`simulators.measure_rate`); a setting keeps the rate when the bootstrap
+interval over starts of ``rate / sqrt(mu) - 1`` (widened by the fit error) lies in
+``[-rel_tol, rel_tol]``, misses it when outside, and is unresolved otherwise.
 """
 
 from __future__ import annotations
@@ -35,18 +36,10 @@ import numpy as np
 
 import theory
 from experiments.framework import Experiment, Record, check, register
-from experiments.library._nonconvex_curvature import (
-    agreement,
-    curvature_profiles,
-    keeps_rate,
-    shell_curvature_range,
-    smooth_fprime,
-    stitched_fprime,
-    toy_fprime,
-    visited_premise,
-)
+from experiments.library import _nonconvex_curvature as nc
+from experiments.library._nonconvex_curvature import shell_curvature_range, toy_fprime
 from experiments.library._nonconvex_plot import TOYS, plot
-from experiments.library._nonconvex_text import EXPERIMENT_CLAIM, scan_note, summary
+from experiments.library._nonconvex_text import EXPERIMENT_CLAIM, scan_note, summary, tolerance
 from optimizers import heavy_ball
 from simulators import measure_rate, separable, smooth_nonconvex_1d, stitched_nonconvex_1d, sweep
 
@@ -61,7 +54,7 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class NonconvexRateConfig:
-    """Toys, momenta, scan, starts and run length.
+    """Toys, momenta, scan, starts, run length and tolerances.
 
     Attributes:
         smooth_h: ``(h_min, h_max)`` of the smooth toy's generalised curvature.
@@ -84,7 +77,8 @@ class NonconvexRateConfig:
         floor: relative precision floor of the rate fit (``x* = 0``: float64 resolves the error
             far below ``eps``).
         region: the curvature range is computed for ``|x - x*|`` up to ``region`` times the
-            largest start distance (the runs are checked to stay inside).
+            largest start distance (the toys are self-similar; the visited curvature is checked
+            against theory's range at every visited scale).
         shell_points: grid points per decade shell of :func:`theory.curvature_range`.
         rel_tol: the claim's band: a setting keeps the rate when ``|rate / sqrt(mu) - 1| <=
             rel_tol`` over its whole measured interval.
@@ -107,7 +101,7 @@ class NonconvexRateConfig:
     start_range: tuple[float, float] = (0.3, 3.0)
     steps: int = 3000
     floor: float = 1e-100
-    region: float = 30.0
+    region: float = 1e4
     shell_points: int = 401
     rel_tol: float = 0.02
     z: float = 2.0
@@ -162,22 +156,6 @@ def _objectives(cfg: NonconvexRateConfig) -> dict:
     }
 
 
-def _closed_form(cfg: NonconvexRateConfig, toy: str, x_star: float):
-    """Theory's ``f'`` of a 1-D toy, from the closed form its constructor documents."""
-    if toy == "smooth":
-        return smooth_fprime(*cfg.smooth_h, cfg.smooth_omega, cfg.smooth_scale, x_star)
-    return stitched_fprime(*cfg.stitched_h, cfg.stitched_ratio, x_star)
-
-
-def _grid(cfg: NonconvexRateConfig, positions, h_lo: float, h_hi: float):
-    """``(alpha, mu)`` of every ``(momentum, position)`` setting, shaped ``(M, P)``."""
-    mus = np.asarray(cfg.mus, np.float64)[:, None]
-    p = np.asarray(positions, np.float64)[None, :]
-    a_lo, a_hi = theory.robust_interval(mus, h_lo, h_hi)
-    alpha = np.where(p < 0.0, a_lo * (1.0 + p), a_lo + np.maximum(p, 0.0) * (a_hi - a_lo))
-    return alpha, np.broadcast_to(mus, alpha.shape)
-
-
 def run(cfg: NonconvexRateConfig, seed: int) -> Record:
     """Theory's curvature range and per-setting prediction; measured rates from several starts."""
     objectives = _objectives(cfg)
@@ -189,7 +167,7 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
     decades = int(np.ceil(-np.log10(cfg.floor))) + 4  # theory's region reaches below the floor
     fprimes, ranges, regions, alphas, predicted = {}, {}, {}, {}, {}
     rates, errs, keep, intervals, premise, dists, visited = {}, {}, {}, {}, {}, {}, {}
-    h_seen, inside, bound, grad_gap = {}, {}, {}, {}
+    h_seen, core, bound, grad_gap, not_converging, curv_min = {}, {}, {}, {}, {}, {}
     for toy, obj in objectives.items():
         base = toy.removesuffix("-separable")
         one_d = toy == base
@@ -197,7 +175,11 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
         dist = float(np.max(np.abs(np.asarray(obj.x0) - np.asarray(obj.x_star))))
         dist *= float(np.max(np.abs(factors)))
         if base not in fprimes:  # a separable toy has the curvature of its 1-D toy
-            fprimes[base] = _closed_form(cfg, base, x_star)
+            fprimes[base] = (
+                nc.smooth_fprime(*cfg.smooth_h, cfg.smooth_omega, cfg.smooth_scale, x_star)
+                if base == "smooth"
+                else nc.stitched_fprime(*cfg.stitched_h, cfg.stitched_ratio, x_star)
+            )
             ranges[base] = shell_curvature_range(
                 fprimes[base], x_star, dist, cfg.region, cfg.shell_points, decades=decades
             )
@@ -210,7 +192,7 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
                 f"(curvature range [{h_lo:.4g}, {h_hi:.4g}])"
             )
         positions = cfg.positions if one_d else (0.0,)
-        alpha, mu_grid = _grid(cfg, positions, h_lo, h_hi)
+        alpha, mu_grid = nc.scan_grid(mus, positions, h_lo, h_hi)
         alphas[toy] = alpha
         # theory's per-setting prediction: alpha h(x) robust on the whole region, both sides of x*
         predicted[toy] = np.asarray(
@@ -218,10 +200,11 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
         ) & np.asarray(
             theory.robust_on_interval(alpha, mu_grid, fprime, x_star, x_star, x_star + r_hi)
         )
+        sim_fprime = toy_fprime(obj) if one_d else None  # the simulator's gradient
         x0_default = np.asarray(obj.x0, np.float64) - np.asarray(obj.x_star, np.float64)
         rate = np.empty((cfg.starts, *alpha.shape))
         err = np.empty_like(rate)
-        far = 0.0
+        window_min, n_bad = np.inf, 0
         seen_lo, seen_hi, robust_seen = np.inf, -np.inf, np.ones(alpha.shape, bool)
         for s, c in enumerate(factors):
             with jax.enable_x64(True):
@@ -240,13 +223,17 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             diverged = np.asarray(traj.diverged[:, 0])
             rate[s] = np.where(diverged, np.inf, est.rate).reshape(alpha.shape)
             err[s] = np.asarray(est.stderr).reshape(alpha.shape)
-            far = max(far, float(np.max(np.where(np.isnan(e), np.inf, np.abs(e)))))
+            n_bad += int(np.sum(~(rate[s] < 1.0)))  # cycles and divergence: misses
+            state = np.sqrt(sq[:, 1:] + sq[:, :-1])
+            window = np.arange(state.shape[1]) >= np.asarray(est.start)[:, None]
+            window &= np.arange(state.shape[1]) < np.asarray(est.stop)[:, None]
+            window_min = min(window_min, float(np.min(state[window], initial=np.inf)))
             if s == 0:
                 i = int(np.flatnonzero(mus == cfg.figure_mu)[0]) * alpha.shape[1]
                 i += positions.index(0.0)
                 dists[toy] = np.sqrt(sq[i])
             if one_d:  # the premise measured on the iterates, inside theory's region
-                ok, h = visited_premise(
+                ok, h = nc.visited_premise(
                     alpha.ravel(), mu_grid.ravel(), fprime, x_star, e[..., 0], r_lo
                 )
                 robust_seen &= ok.reshape(alpha.shape)
@@ -254,14 +241,16 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
                 if s == 0:
                     visited[toy] = alpha.ravel()[i] * h[i]
                     x_t = x_star + e[..., 0][np.isfinite(h)]
-                    sim = toy_fprime(obj)(x_t)  # the simulator's gradient, for the verification
+                    sim = sim_fprime(x_t)
                     grad_gap[toy] = float(np.max(np.abs(sim - fprime(x_t)) / np.abs(sim)))
-        inside[toy] = far
+        core[toy], not_converging[toy] = window_min, n_bad
+        if one_d:  # the test bed is non-convex: min f'' of the simulator's gradient
+            curv_min[toy] = nc.min_second_derivative(sim_fprime, x_star)
         rates[toy], errs[toy] = rate, err
         sqrt_mu = np.sqrt(mu_grid)
         bound[toy] = sqrt_mu * (1.0 - cfg.floor_rtol)
         outcome = [
-            keeps_rate(
+            nc.keeps_rate(
                 rate[:, k, j] / sqrt_mu[k, j] - 1.0,
                 err[:, k, j] / sqrt_mu[k, j],
                 cfg.rel_tol,
@@ -281,7 +270,7 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
     yf_ok = False if False in yf_keep else (None if None in yf_keep else True)
     yf_rate = {t: np.mean(rates[t][:, :, j0[t]], axis=0) for t in TOYS}
     worst = max(float(np.max(np.abs(intervals[t][:, j0[t]]))) for t in TOYS)
-    scan_ok, n_agree, n_resolved, n_total = agreement(
+    scan_ok, n_agree, n_resolved, n_total = nc.agreement(
         np.concatenate([predicted[t].ravel() for t in premise]),
         np.concatenate([keep[t].ravel() for t in premise]),
     )
@@ -295,12 +284,21 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
     )
     checks = [
         check(
-            "runs_stay_in_the_predicted_region",
+            "toys_are_nonconvex",
             "precondition",
-            all(inside[t] <= regions[t][1] for t in TOYS),
-            predicted={t: list(regions[t]) for t in TOYS},
-            measured={"max_abs_error": inside},
-            note="theory's curvature range covers |x - x*| <= region x the largest start distance",
+            all(v < 0.0 for v in curv_min.values()),
+            predicted="min f'' < 0",
+            measured=curv_min,
+            note="min of f'' (central differences of the simulator's gradient over 8 decades)",
+        ),
+        check(
+            "fit_windows_outside_the_smooth_core",
+            "precondition",
+            min(core["smooth"], core["smooth-separable"]) >= 1e3 * cfg.smooth_scale,
+            predicted=f">= 1e3 x smooth_scale = {1e3 * cfg.smooth_scale:.1e}",
+            measured={t: core[t] for t in ("smooth", "smooth-separable")},
+            note="smallest error-state norm inside the fitted windows of the smooth toys: below "
+            "smooth_scale the toy is the quadratic h_max",
         ),
         check(
             "closed_form_gradient_matches_simulator",
@@ -366,19 +364,10 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             "scan_premise_holds": premise,
             "scan_agreement": {"agree": n_agree, "resolved": n_resolved, "settings": n_total},
             "visited_curvature": {t: list(h_seen[t]) for t in premise},
+            "runs_not_converging": not_converging,
             "start_factors": factors,
         },
-        tolerance={
-            "rule": "keeps sqrt(mu) when the bootstrap interval over starts of rate/sqrt(mu) - 1, "
-            "widened by z fit errors of the mean, lies in [-rel_tol, rel_tol]; misses when it lies "
-            "outside; unresolved otherwise",
-            "rel_tol": cfg.rel_tol,
-            "z": cfg.z,
-            "starts": cfg.starts,
-            "why": "the rate is not exact beyond quadratics; 2% is the claim's band, and the "
-            "spread over starts and the block-jackknife error of the late log-slope are the "
-            "measured uncertainty",
-        },
+        tolerance=tolerance(cfg.rel_tol, cfg.z, cfg.starts),
         checks=checks,
         summary=summary(yf_keep, worst, n_agree, n_resolved, n_total, mus.size, scan_ok, len(TOYS)),
         arrays={
@@ -394,16 +383,11 @@ def run(cfg: NonconvexRateConfig, seed: int) -> Record:
             **{f"scan_rate_{t}": np.mean(rates[t], axis=0) for t in premise},
             **{f"scan_interval_{t}": intervals[t] for t in premise},
             **{f"scan_predicted_{t}": predicted[t] for t in premise},
-            **{f"scan_keeps_{t}": _code(keep[t]) for t in premise},
+            **{f"scan_keeps_{t}": nc.outcome_codes(keep[t]) for t in premise},
             **{f"visited_ah_{t}": visited[t] for t in visited},
-            **curvature_profiles(objectives, fprimes),
+            **nc.curvature_profiles(objectives, fprimes),
         },
     )
-
-
-def _code(keep: np.ndarray) -> np.ndarray:
-    """Outcomes as floats for the NPZ: 1 keeps, 0 misses, NaN unresolved."""
-    return np.array([np.nan if k is None else float(k) for k in keep.ravel()]).reshape(keep.shape)
 
 
 EXPERIMENT = register(

@@ -1,5 +1,5 @@
 """Experiment 3 (constant rate on non-convex toys): quick run, the det A_t = mu identity, the
-rate classifier, the region precondition and the configuration checks."""
+rate classifier, the preconditions and the configuration checks."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def test_quick_verdict_rests_on_the_scan(quick) -> None:
         "identity",
     }
     assert [c.name for c in rec.checks if c.headline] == ["rate_is_sqrt_mu_at_yellowfin_alpha"]
-    assert checks["runs_stay_in_the_predicted_region"].passed
+    assert checks["toys_are_nonconvex"].passed
+    assert checks["fit_windows_outside_the_smooth_core"].passed
     assert checks["closed_form_gradient_matches_simulator"].passed
     assert checks["visited_curvature_in_theory_range"].passed
     assert checks["no_run_beats_sqrt_mu"].passed  # shown, deciding nothing
@@ -161,15 +162,24 @@ def test_closed_form_derivatives_match_the_simulator() -> None:
     assert not np.allclose(curv.stitched_fprime(1.0, 4.0, 2.0)(x), sim, rtol=1e-3)
 
 
-def test_region_too_small_is_not_applicable() -> None:
-    # planted: at the right end alpha h(x0) ~ (1 + sqrt(mu))^2 = 3.6, so the first step lands
-    # 2.6 start distances away, outside a region of one start distance
+def test_smooth_core_inside_the_fit_window_is_not_applicable() -> None:
+    # planted: a smooth toy whose quadratic core (|e| < smooth_scale, h = h_max) lies above the
+    # measurement floor, so the fitted windows read the quadratic, not the non-convex toy
     cfg = ncr.NonconvexRateConfig(
-        mus=(0.81,), positions=(0.0, 1.0), starts=2, steps=200, dim=2, region=1.0
+        mus=(0.81,), positions=(0.0,), starts=2, steps=400, dim=2, smooth_scale=1e-20
     )
     rec = ncr.run(cfg, 0)
-    pre = _checks(rec)["runs_stay_in_the_predicted_region"]
+    pre = _checks(rec)["fit_windows_outside_the_smooth_core"]
     assert pre.outcome == "fail" and rec.verdict == "not applicable", pre.measured
+    assert _checks(rec)["toys_are_nonconvex"].passed
+
+
+def test_convex_toy_is_caught() -> None:
+    # f'(x) = e (a + b cos(omega asinh(e / scale))) is convex when b sqrt(1 + omega^2) <= a
+    convex = curv.smooth_fprime(1.0, 2.0, 1.0, 1e-120)  # a = 1.5, b sqrt(2) = 0.71
+    assert curv.min_second_derivative(convex, 0.0) > 0.0
+    assert curv.min_second_derivative(curv.smooth_fprime(1.0, 9.0, 1.0, 1e-120), 0.0) < 0.0
+    assert curv.min_second_derivative(curv.stitched_fprime(1.0, 4.0, 4.0), 0.0) < 0.0
 
 
 @pytest.mark.parametrize(
