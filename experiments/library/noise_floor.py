@@ -23,6 +23,13 @@ YellowFin's surrogate ``alpha^2 C / (1 - mu)`` for the stationary squared distan
 Mitliagkas, arXiv 1706.03471, Sec. 3.1, the one-step objective summed over a geometric series) is
 drawn next to the exact ``E (x - x*)^2`` (:func:`theory.stationary_variance`) and measured; it is
 reported, not judged.
+
+Checks (DESIGN.md, "What a verdict rests on"): two verifications, theory against simulation of a
+linear system with additive noise, which fail only on a bug: the 1-D floors (the headline) and the
+NQM floors. Each standardised gap ``(measured - predicted) / stderr`` must stay below a Bonferroni
+Student-t threshold (family-wise ``family_error`` over all points); a pass also needs the
+acceptance band (threshold x stderr) within ``resolution`` of every floor, else the check is
+unresolved: a band too wide to see a 2% error proves nothing.
 """
 
 from __future__ import annotations
