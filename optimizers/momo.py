@@ -68,6 +68,7 @@ def momo(
     weight_decay: float = 0.0,
     bias_correction: bool = False,
     adapt_lower_bound: bool = False,
+    guard_estimate: bool = True,
     track_params: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """MoMo: momentum SGD whose step is the proximal step on a truncated momentum model.
@@ -125,6 +126,11 @@ def momo(
         weight_decay: ``lambda >= 0``, applied proximally.
         bias_correction: start the averages at 0 and correct with ``rho_k = 1 - beta^k``.
         adapt_lower_bound: MoMo*: estimate ``f_*`` online, never below ``lower_bound``.
+        guard_estimate: MoMo*'s two safeguards (default on; they change nothing while the
+            estimate stays below the losses and the gradient is non-zero): a zero gradient leaves
+            the estimate as it is, and the estimate never exceeds the observed batch loss. Without
+            them a plateau of zero gradients at a positive loss raises the estimate to the loss
+            and the run stalls for good. False follows the published rule exactly.
         track_params: measure the recursion increment from a stored copy of the parameters.
             None (default): automatically for parameters narrower than float32 (bfloat16,
             float16), whose rounded writes break the closed-form increment; True/False force it.
@@ -150,6 +156,8 @@ def momo(
         [0.5 0.5]
     """
     check_common(learning_rate, lower_bound, weight_decay, track_params)
+    if not isinstance(guard_estimate, bool):
+        raise ValueError(f"guard_estimate must be True or False (got {guard_estimate!r})")
     check_scalar("beta", beta, 0.0, 1.0, hi_open=True)
 
     def init_fn(params: Any) -> MomoState:
@@ -212,6 +220,7 @@ def momo(
             weight_decay=weight_decay,
             lower_bound=lower_bound,
             adapt=adapt_lower_bound,
+            guard_estimate=guard_estimate,
             track_params=track,
         )
         ok = step.ok

@@ -71,6 +71,7 @@ def momo_adam(
     *,
     weight_decay: float = 0.0,
     adapt_lower_bound: bool = False,
+    guard_estimate: bool = True,
     track_params: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """MoMo-Adam: Adam whose step is the proximal step on a truncated momentum model.
@@ -113,6 +114,11 @@ def momo_adam(
         lower_bound: ``f_*``, a lower bound of the loss.
         weight_decay: ``lambda >= 0``, applied proximally.
         adapt_lower_bound: MoMo*: estimate ``f_*`` online, never below ``lower_bound``.
+        guard_estimate: MoMo*'s two safeguards (default on; they change nothing while the
+            estimate stays below the losses and the gradient is non-zero): a zero gradient leaves
+            the estimate as it is, and the estimate never exceeds the observed batch loss. Without
+            them a plateau of zero gradients at a positive loss raises the estimate to the loss
+            and the run stalls for good. False follows the published rule exactly.
         track_params: measure the recursion increment from a stored copy of the parameters.
             None (default): automatically for parameters narrower than float32 (bfloat16,
             float16), whose rounded writes break the closed-form increment; True/False force it.
@@ -138,6 +144,8 @@ def momo_adam(
         [0.01 0.01]
     """
     check_common(learning_rate, lower_bound, weight_decay, track_params)
+    if not isinstance(guard_estimate, bool):
+        raise ValueError(f"guard_estimate must be True or False (got {guard_estimate!r})")
     check_scalar("b1", b1, 0.0, 1.0, hi_open=True)
     check_scalar("b2", b2, 0.0, 1.0, hi_open=True)
     check_scalar("eps", eps, 0.0, lo_open=True)
@@ -233,6 +241,7 @@ def momo_adam(
             weight_decay=weight_decay,
             lower_bound=lower_bound,
             adapt=adapt_lower_bound,
+            guard_estimate=guard_estimate,
             track_params=track,
         )
         ok = step.ok

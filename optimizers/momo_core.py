@@ -81,6 +81,7 @@ def model_step(
     lower_bound: jax.Array,
     floor: jax.Array,
     adapt: bool,
+    loss: jax.Array | None = None,
 ) -> ModelStep:
     """Step size, MoMo* estimate and recursion increment of one MoMo step.
 
@@ -92,8 +93,18 @@ def model_step(
         MoMo* after:  f_*' = max{(h - tau dd / 2) / rho, f_*^1}
         increment = <d, x' - x> = -(alpha lambda <d, x> + tau dd) / c
 
-    where ``x' = (x - tau P d) / c`` is the proximal step of the paper. The increment feeds the
-    recursion ``u' = beta (u + increment)``.
+    where ``x' = (x - tau P d) / c`` is the proximal step of the paper. Two safeguards of MoMo*
+    beyond the paper (both inactive while the estimate stays below the losses and gradients are
+    non-zero, so ordinary runs follow the published rule step for step):
+
+    - a step with ``dd = 0`` (a zero gradient: the model has no slope, so its minimum along the
+      step says nothing about ``f_*``) leaves the estimate as it is. Without this, a plateau of
+      zero gradients at a positive loss raises the estimate to the loss, after which
+      ``num = 0``, ``tau = 0`` and the run never moves again;
+    - the estimate never exceeds the observed loss ``f`` of the step that uses or sets it (the
+      truncation ``f_*`` must lie below the loss it truncates): ``f_* <- max{min(f_*, f), f_*^1}``.
+
+    The increment feeds the recursion ``u' = beta (u + increment)``.
 
     Args:
         alpha: learning rate (the cap) of this step.
@@ -105,6 +116,8 @@ def model_step(
         lower_bound: current lower bound (estimate).
         floor: the user's lower bound, a hard floor of the estimate.
         adapt: whether MoMo* updates the estimate.
+        loss: the observed batch loss ``f_k``, which turns both safeguards on; None gives the
+            published rule exactly.
 
     Returns:
         The :class:`ModelStep` scalars.
@@ -119,12 +132,20 @@ def model_step(
     if adapt:
         cap = c * h - wd_term
         lb = jnp.where(cap < c * rho * lb, jnp.maximum(cap / (2.0 * c * rho), floor), lb)
+        if loss is not None:
+            lb = jnp.maximum(jnp.minimum(lb, loss), floor)
     num = jnp.maximum(c * (h - rho * lb) - wd_term, 0.0)
     positive = dd > 0
     ratio = num / jnp.where(positive, dd, 1.0)
     # jnp.minimum propagates NaN: the where() keeps a zero/NaN denominator out of tau.
     tau = jnp.where(positive, jnp.minimum(alpha / rho, ratio), 0.0)
-    lb_next = jnp.maximum((h - 0.5 * tau * dd) / rho, floor) if adapt else lb
+    if adapt:
+        lb_next = jnp.maximum((h - 0.5 * tau * dd) / rho, floor)
+        if loss is not None:
+            lb_next = jnp.where(positive, lb_next, lb)
+            lb_next = jnp.maximum(jnp.minimum(lb_next, loss), floor)
+    else:
+        lb_next = lb
     increment = -(wd_term + tau * dd) / c
     return ModelStep(tau, h, lb, lb_next, increment)
 
@@ -243,6 +264,7 @@ def scalar_step(
     lower_bound: Any,
     adapt: bool,
     track_params: bool,
+    guard_estimate: bool = True,
 ) -> ScalarStep:
     """Loss average, cancellation-free model value and step scalars of one MoMo step.
 
@@ -274,6 +296,7 @@ def scalar_step(
         lower_bound: the user's lower bound ``f_*``, a hard floor of MoMo*'s estimate.
         adapt: whether MoMo* updates the estimate.
         track_params: measure the increment from ``state.prev_params``.
+        guard_estimate: MoMo*'s safeguards (see :func:`model_step`); False is the published rule.
 
     Returns:
         The :class:`ScalarStep`; the step is skipped (scale = shrink = 0) when not ``ok``.
@@ -308,6 +331,7 @@ def scalar_step(
         lower_bound=state.lower_bound,
         floor=jnp.asarray(lower_bound, sd),
         adapt=adapt,
+        loss=f if guard_estimate else None,
     )
     shrink, inv_c = shrink_factor(alpha, wd)
     # A skipped step (not ok) moves nothing: scale = shrink = 0 on a finite P d.

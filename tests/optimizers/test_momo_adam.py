@@ -24,6 +24,7 @@ def momo_adam_reference(
     wd: float = 0.0,
     adapt: bool = False,
     post_scale: float = 1.0,
+    guard: bool = True,
 ) -> dict[str, np.ndarray]:
     """MoMo-Adam of reference/momo.md in float64, h_k formed directly."""
     x = prob.x0.astype(np.float64)
@@ -47,10 +48,14 @@ def momo_adam_reference(
             cap = c * fbar + d @ x - c * gamma
             if cap < c * rho * lb_k:
                 lb_k = max(cap / (2 * c * rho), lb)
+            if guard:  # the estimate never exceeds the observed loss
+                lb_k = max(min(lb_k, f), lb)
         num = max(c * (fbar - rho * lb_k) + d @ x - c * gamma, 0.0)
         tau = min(lr / rho, num / dd)
-        if adapt:
+        if adapt and not (guard and dd == 0):  # a zero gradient leaves it (guard)
             lb_k = max((h - tau * dd / 2) / rho, lb)
+            if guard:
+                lb_k = max(min(lb_k, f), lb)
         x_new = (x - tau * d / D) / c
         x = x + post_scale * (x_new - x)
         xs.append(x.copy())
@@ -65,7 +70,8 @@ def test_matches_optax_contrib_momo_adam_float64(adapt: bool) -> None:
     prob = make_problem(10, noise=0.3)
     kw = {"learning_rate": 0.5, "lower_bound": 0.0, "adapt_lower_bound": adapt}
     with jax.enable_x64(True):
-        ours = run_jax(momo_adam(**kw), prob, 40, jnp.float64)
+        # optax.contrib implements the published MoMo* rule: compare without the safeguards.
+        ours = run_jax(momo_adam(**kw, guard_estimate=False), prob, 40, jnp.float64)
         theirs = run_jax(optax.contrib.momo_adam(**kw), prob, 40, jnp.float64)
     # float64; only the evaluation order of h_k differs (~1e-16 relative per step).
     np.testing.assert_allclose(ours["x"], theirs["x"], rtol=1e-10, atol=1e-10)
@@ -100,12 +106,13 @@ def _make(case: dict, **extra) -> optax.GradientTransformationExtraArgs:
     )
 
 
+@pytest.mark.parametrize("guard", [True, False], ids=["guarded", "published"])
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
-def test_matches_numpy_transcription_float64(case: dict) -> None:
+def test_matches_numpy_transcription_float64(case: dict, guard: bool) -> None:
     prob = make_problem(12, noise=0.5)
-    ref = momo_adam_reference(prob, 40, **case)
+    ref = momo_adam_reference(prob, 40, **case, guard=guard)
     with jax.enable_x64(True):
-        ours = run_jax(_make(case), prob, 40, jnp.float64)
+        ours = run_jax(_make(case, guard_estimate=guard), prob, 40, jnp.float64)
     # float64 on both sides; only the evaluation order of h_k differs.
     np.testing.assert_allclose(ours["x"], ref["x"], rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(ours["step_size"], ref["step_size"], rtol=1e-9, atol=1e-12)

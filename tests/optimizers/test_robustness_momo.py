@@ -293,3 +293,56 @@ def test_schedule_sets_the_cap() -> None:
         x, state = step(x, state, jax.grad(_loss)(x), _loss(x))
         assert float(state.learning_rate) == pytest.approx(float(sched(k)), rel=1e-6)
         assert float(state.step_size) == pytest.approx(float(sched(k)) / (1 - 0.9 ** (k + 1)))
+
+
+def _plateau_then_descent(opt, n_zero: int = 300, n_good: int = 500):
+    """Zero gradients at a positive loss (a plateau), then a quadratic's true gradients.
+
+    Returns the estimate after the plateau, the final loss and the largest excess of the estimate
+    over the observed loss of the same step.
+    """
+
+    def loss(x):
+        return 0.5 * jnp.sum((x - 1.0) ** 2)
+
+    def plateau(carry, _):
+        x, state = carry
+        upd, state = opt.update(jnp.zeros(4), state, x, value=jnp.asarray(2.0))
+        return (optax.apply_updates(x, upd), state), state.lower_bound - 2.0
+
+    def descent(carry, _):
+        x, state = carry
+        f, g = jax.value_and_grad(loss)(x)
+        upd, state = opt.update(g, state, x, value=f)
+        return (optax.apply_updates(x, upd), state), state.lower_bound - f
+
+    @jax.jit
+    def run(x):
+        carry, ex1 = jax.lax.scan(plateau, (x, opt.init(x)), length=n_zero)
+        lb = carry[1].lower_bound
+        (x, _), ex2 = jax.lax.scan(descent, carry, length=n_good)
+        return lb, loss(x), jnp.maximum(ex1.max(), ex2.max())
+
+    lb, final, excess = run(jnp.zeros(4))
+    return float(lb), float(final), float(excess)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: momo(1.0, beta=0.9, adapt_lower_bound=True, **kw),
+        lambda **kw: momo_adam(0.1, adapt_lower_bound=True, **kw),
+    ],
+    ids=["momo*", "momo-adam*"],
+)
+def test_momo_star_recovers_from_a_plateau_of_zero_gradients(make) -> None:
+    # Published rule: the plateau raises the estimate to the loss (2.0); then num = 0, tau = 0 and
+    # 500 good steps do not move the iterate.
+    lb, final, _ = _plateau_then_descent(make(guard_estimate=False))
+    assert lb == pytest.approx(2.0, rel=1e-5) and final == pytest.approx(2.0, rel=1e-5)
+    # Safeguarded (the default): the plateau leaves the estimate at its start (0), the run
+    # descends (start loss 2.0), and the estimate never exceeds the loss it truncates.
+    lb, final, excess = _plateau_then_descent(make())
+    assert lb == 0.0
+    assert final < 0.5
+    assert excess <= 0.0
