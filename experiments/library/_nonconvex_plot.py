@@ -111,4 +111,5 @@ def _scan_panel(ax, arr) -> None:
     ax.set_xlabel("position of alpha (0 = YellowFin, 1 = right end; < 0 lazy)")
     ax.set_ylabel(r"mean rate / $\sqrt{\mu}$ - 1 (cycle: 1/$\sqrt{\mu}$ - 1)")
     ax.set_title("scan: robust curvature vs measured rate")
-    ax.legend(fontsize=5.5, ncols=2, loc="center left")
+    ax.set_ylim(-0.03, 0.27)  # room for the legend above the data
+    ax.legend(fontsize=5.5, ncols=2, loc="upper left")

@@ -148,12 +148,8 @@ def _hb(learning_rate, momentum):
 def _objectives(cfg: NonconvexRateConfig) -> dict:
     smooth = smooth_nonconvex_1d(*cfg.smooth_h, omega=cfg.smooth_omega, scale=cfg.smooth_scale)
     stitched = stitched_nonconvex_1d(*cfg.stitched_h, ratio=cfg.stitched_ratio)
-    return {
-        "smooth": smooth,
-        "stitched": stitched,
-        "smooth-separable": separable(smooth, cfg.dim),
-        "stitched-separable": separable(stitched, cfg.dim),
-    }
+    one_d = {"smooth": smooth, "stitched": stitched}
+    return one_d | {f"{t}-separable": separable(o, cfg.dim) for t, o in one_d.items()}
 
 
 def run(cfg: NonconvexRateConfig, seed: int) -> Record:
