@@ -162,3 +162,17 @@ def test_speed_checks_fail_when_yellowfin_never_reaches_the_target() -> None:
     assert never.outcome == "fail" and "0 seeds reached" in never.note
     close = cmp.speed_checks(cfg, [{**base, "speed": 0.6, "speed_interval": [0.4, 0.8]}])[0]
     assert close.outcome == "unresolved"
+
+
+@pytest.mark.slow
+def test_reading_inside_the_transient_is_not_applicable() -> None:
+    # A read window that opens at step 700, while the averages are cold and the learning rate
+    # still grows: the operating point drifts, so the record is "not applicable", not a verdict.
+    cfg = dataclasses.replace(
+        Config.quick(), warm=0.5, steps=1200, horizons=(300,), sweep_settings=()
+    )
+    rec = exp7.run(cfg, seed=0)
+    assert rec.verdict == "not applicable", rec.summary
+    settled = next(c for c in rec.checks if c.name == "operating_point_settled")
+    assert not settled.passed and "not settled" in settled.note
+    assert settled.measured["drift"] > cfg.drift_tol
