@@ -9,29 +9,34 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
+import optax
 
 from experiments.framework import ratio_interval
 from optimizers import heavy_ball, yellowfin
-from simulators import noisy_quadratic_model, product_grid, sweep
+from simulators import Objective, noisy_quadratic_model, product_grid, sweep
 
 STATS = ("learning_rate", "momentum", "h_min", "h_max", "grad_var", "dist_to_opt")
 
 
 @functools.cache
-def yellowfin_factory(curv_window: int, eps: float):
+def yellowfin_factory(
+    curv_window: int, eps: float
+) -> Callable[[Any], optax.GradientTransformationExtraArgs]:
     """One factory object per setting, so that :func:`simulators.sweep` compiles once."""
 
-    def make(lr_factor):
+    def make(lr_factor: Any) -> optax.GradientTransformationExtraArgs:
         return yellowfin(lr_factor=lr_factor, curv_window=curv_window, eps=eps)
 
     return make
 
 
-def heavy_ball_factory(learning_rate, momentum):
+def heavy_ball_factory(learning_rate: Any, momentum: Any) -> optax.GradientTransformation:
+    """Heavy ball ``x_{t+1} = x_t - alpha g_t + mu (x_t - x_{t-1})`` for the grid sweep."""
     return heavy_ball(learning_rate, momentum)
 
 
@@ -52,7 +57,7 @@ def hitting_times(s: np.ndarray, target: float, t: np.ndarray) -> np.ndarray:
     return np.where(hit.any(-1), t[np.argmax(hit, -1)], np.inf)
 
 
-def nqm(dim: int, p: float, batch: int, start: float, base=None):
+def nqm(dim: int, p: float, batch: int, start: float, base: Objective | None = None) -> Objective:
     """The NQM; given a ``base`` of the same dimension, its arrays in ``base`` (reuses the compiled
     run: the spectrum, noise and start are pytree leaves, the loss function is static)."""
     obj = noisy_quadratic_model(dim, p, batch, x0=np.full(dim, start))
@@ -79,7 +84,9 @@ def drift(alpha: np.ndarray, mu: np.ndarray) -> float:
     return float(out) if np.isfinite(out) else float("inf")
 
 
-def yellowfin_late(cfg: Any, setting, key, base=None) -> dict:
+def yellowfin_late(
+    cfg: Any, setting: tuple[int, float, int], key: jax.Array, base: Objective | None = None
+) -> dict[str, Any]:
     """YellowFin on one NQM: per-seed late values, drift, and the full records."""
     dim, p, batch = setting
     obj = nqm(dim, p, batch, cfg.start, base)
@@ -117,8 +124,16 @@ def yellowfin_late(cfg: Any, setting, key, base=None) -> dict:
     }
 
 
-def speed_ladder(cfg: Any, yf_loss, t, key) -> tuple[list[dict], dict]:
-    """Iterations to each target of the ladder, YellowFin vs heavy ball re-tuned per target."""
+def speed_ladder(
+    cfg: Any, yf_loss: np.ndarray, t: np.ndarray, key: jax.Array
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Iterations to each target of the ladder, YellowFin vs heavy ball re-tuned per target.
+
+    The target of horizon ``T`` is the lowest seed-mean smoothed loss of the grid at ``T``; the
+    re-tuned heavy ball is the grid point with the fewest mean iterations to it. Its learning rate
+    on either end of the grid, or its momentum on the top of the grid, is an edge (momentum 0 is
+    heavy ball's own boundary here).
+    """
     hb_steps = min(cfg.steps, 2 * max(cfg.horizons))
     hb_steps -= hb_steps % cfg.record_every
     obj = nqm(cfg.dim, cfg.p, cfg.batch_size, cfg.start)
@@ -155,7 +170,10 @@ def speed_ladder(cfg: Any, yf_loss, t, key) -> tuple[list[dict], dict]:
                 "heavy_ball": {
                     "alpha": float(g["learning_rate"][best]),
                     "mu": float(g["momentum"][best]),
-                    "on_grid_edge": bool(best[0] in (0, g["learning_rate"].shape[0] - 1)),
+                    "on_grid_edge": bool(
+                        best[0] in (0, g["learning_rate"].shape[0] - 1)
+                        or best[1] == g["momentum"].shape[1] - 1
+                    ),
                 },
                 "iterations_heavy_ball": float(tau_hb.mean()),
                 "iterations_yellowfin": float(tau_yf.mean()),

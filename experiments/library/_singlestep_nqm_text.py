@@ -41,8 +41,8 @@ def grid_note(speed: list[dict[str, Any]]) -> str:
     """Whether each re-tuned heavy ball's learning rate is inside the grid."""
     edge = [s["horizon"] for s in speed if s["heavy_ball"]["on_grid_edge"]]
     if not edge:
-        return "heavy ball re-tuned for every target has its learning rate inside the grid"
-    return f"heavy ball re-tuned for the targets of T={edge} sits on the learning-rate grid's edge"
+        return "heavy ball re-tuned for every target is inside its (alpha, mu) grid"
+    return f"heavy ball re-tuned for the targets of T={edge} sits on the grid's edge"
 
 
 def settled_note(drift: float, tol: float, diverged: int) -> str:

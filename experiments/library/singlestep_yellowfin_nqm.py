@@ -97,7 +97,7 @@ class SingleStepYellowFinConfig:
         (100, 1.0, 256),
     )
     hb_alphas: tuple[float, float, int] = (0.0005, 4.0, 27)
-    hb_mus: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
+    hb_mus: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
     horizons: tuple[int, ...] = (300, 1000, 3000, 10000)
     speed_factor: float = 2.0
     bf_points: int = 20001
