@@ -75,6 +75,8 @@ def heavy_ball(
 
     Cost: one reduction over the gradient (its finiteness) and one fused pass that writes the new
     move, ``where(ok, mu * delta - alpha * g, delta)``, so a skipped step needs no extra pass.
+    With parameters narrower than float32 (float16, bfloat16) a move that overflows the parameter
+    dtype is skipped too (one more reduction, only for those dtypes).
 
     Args:
         learning_rate: alpha >= 0, a float or an optax schedule of the step count.
@@ -137,6 +139,18 @@ def heavy_ball(
         delta = jax.tree_util.tree_map(
             lambda g, d: jnp.where(ok, mu * d - alpha * g, d), grads, state.delta
         )
+        if any(jnp.result_type(u) != dt for u in jax.tree_util.tree_leaves(updates)):
+            # Parameters narrower than the statistics (float16, bfloat16): a finite move can
+            # overflow when it is written in the parameter dtype (float16 tops out at 65504).
+            # Such a step is skipped like a non-finite gradient. Decided at trace time, so
+            # float32 parameters pay nothing for it.
+            fits = tree_all_finite(
+                jax.tree_util.tree_map(lambda d, u: d.astype(jnp.result_type(u)), delta, updates)
+            )
+            delta = jax.tree_util.tree_map(
+                lambda new, old: jnp.where(fits, new, old), delta, state.delta
+            )
+            ok = ok & fits
         new_state = HeavyBallState(
             delta=delta,
             count=state.count + 1,

@@ -319,6 +319,9 @@ def scalar_step(
         # <d_k, x_k> = beta (<d_{k-1}, x_{k-1}> + increment) + (1 - beta) <g_k, x_k>: only
         # <g_k, x_k> is reduced, d_k is never materialised for a second reduction.
         dx = beta * (state.dx + increment) + (1 - beta) * tree_dot(grads, params, sd)
+        # An injected weight decay is an array even when it is 0: <d, x> is then not part of the
+        # state, as for the Python 0 above, so that injecting a hyper-parameter changes nothing.
+        dx = jnp.where(jnp.asarray(weight_decay, sd) == 0, jnp.zeros((), sd), dx)
     ok = jnp.isfinite(f) & jnp.isfinite(dd) & jnp.isfinite(dx)
     wd = weight_decay if is_zero(weight_decay) else jnp.asarray(weight_decay, sd)
     model = model_step(

@@ -137,3 +137,17 @@ def test_state_buffers_are_distinct_and_donatable() -> None:
     upd, state = step(x, state, 2 * x)
     # delta_1 = -0.1 g, delta_2 = -0.3 delta_1 - 0.1 g with g = 2.
     np.testing.assert_allclose(np.asarray(upd), np.full(5, -0.3 * -0.2 - 0.2), rtol=1e-6)
+
+
+def test_float16_move_that_overflows_is_skipped_not_written() -> None:
+    # alpha g = 6e5 is finite in the float32 statistics but beyond float16's 65504: the update
+    # would write -inf into the parameters. It is skipped and counted instead.
+    x = jnp.ones(3, jnp.float16)
+    opt = heavy_ball(10.0, 0.9)
+    state = opt.init(x)
+    upd, state = opt.update(jnp.full(3, 60000.0, jnp.float16), state, x)
+    assert np.all(np.isfinite(np.asarray(optax.apply_updates(x, upd), np.float32)))
+    assert int(state.skipped) == 1 and float(jnp.max(jnp.abs(state.delta[0:]))) == 0.0
+    # a move that fits is applied as usual
+    upd, state = opt.update(jnp.full(3, 1.0, jnp.float16), state, x)
+    assert int(state.skipped) == 1 and float(upd[0]) == pytest.approx(-10.0)
