@@ -1,0 +1,78 @@
+"""Figure of ``total-momentum``: readings vs ``mu_L``, the step bias vs ``c``, sensor traces."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from experiments.framework import Record, figure, moving_average, style
+
+#: One hue per algorithmic momentum in the step-bias panel.
+_MU_STYLES = ("sgd", "heavy-ball", "yellowfin", "momo", "adam")
+
+
+def plot(record: Record) -> Figure:
+    """Left: readings vs ``mu_L``; middle: the simulator's step bias vs ``c`` (log-log) with its
+    extrapolation; right: sensor traces at the largest ``mu_L``, the synchronous ones drawn over
+    a wide band at ``mu_L`` so that they stay visible."""
+    arr = record.arrays
+    mus, first, m = arr["mus"], arr["first_order"], int(arr["workers"])
+    c = arr["step_factors"]
+    fig, (left, mid, right) = figure(ncols=3)
+    grid = np.linspace(float(mus.min()), float(mus.max()), 50)
+    left.plot(grid, grid, color="0.6", lw=4, alpha=0.5, label=r"$\mu_L$ (synchronous identity)")
+    left.plot(mus, first, **style("prediction", label=f"first order 1-(1-mu_L)/M, M={m}"))
+    left.plot(mus, arr["sim_sync"], **style("sgd", linestyle="none", ms=8, mfc="none",
+              label="simulator, sync"))  # fmt: skip
+    zero_err = np.abs(arr["sim_zero_interval"] - arr["sim_zero"][:, None]).T + arr["sim_truncation"]
+    left.errorbar(mus, arr["sim_zero"], yerr=zero_err, **style("measured", marker="x",
+                  label=rf"simulator M={m}, $c \to 0$"))  # fmt: skip
+    if "net_async" in arr:
+        nm = arr["net_mus"]
+        left.plot(nm, arr["net_sync"], **style("heavy-ball", linestyle="none", ms=5,
+                  label="digits MLP, sync"))  # fmt: skip
+        err = np.abs(arr["net_async_interval"] - arr["net_async"][:, None]).T
+        left.errorbar(nm, arr["net_async"], yerr=err, **style("yellowfin", linestyle="none",
+                      label=f"digits MLP, M={m} (seed interval)"))  # fmt: skip
+    left.set_xlabel(r"algorithmic momentum $\mu_L$")
+    left.set_ylabel("measured total momentum")
+    left.set_title("sensor reading: sync vs async")
+    left.legend(fontsize=6)
+
+    readings = arr["sim_readings"].mean(axis=1)  # (mu, c)
+    c0 = c.min() / 4
+    for i, mu in enumerate(mus):
+        st = style(_MU_STYLES[i % len(_MU_STYLES)])
+        gap = np.abs(readings[i] - first[i])
+        mid.loglog(c, gap, color=st["color"], marker=st["marker"], label=rf"$\mu_L$={mu:g}")
+        zero_gap = max(abs(arr["sim_zero"][i] - first[i]), 1e-9)
+        mid.loglog([c0], [zero_gap], color=st["color"], marker="x", ms=8, linestyle="none",
+                   label=rf"$\mu_L$={mu:g}, extrapolated to $c \to 0$")  # fmt: skip
+    ref = np.abs(readings[:, 0] - first).max()
+    for p, ls in ((1, "--"), (2, ":")):
+        mid.loglog(c, ref * (c / c.max()) ** p, color="0.3", linestyle=ls, lw=0.8,
+                   label=f"slope {p}")  # fmt: skip
+    mid.set_xlabel(r"step factor $c = \alpha M h_{max} / (1 - \mu_L)$")
+    mid.set_ylabel("|mean reading - first order|")
+    mid.set_title("simulator: step bias")
+    mid.legend(fontsize=6)
+
+    i = len(mus) - 1
+    right.axhline(mus[i], color="0.6", lw=4, alpha=0.5, label=rf"$\mu_L$ = {mus[i]:g}")
+    right.axhline(first[i], **style("prediction", label="first-order total"))
+    traces = (
+        ("sim_trace_async", f"simulator, M={m}, c={c.min():g}", "measured", "-"),
+        ("sim_trace_sync", "simulator, sync", "sgd", (0, (4, 2))),
+        ("net_trace_async", f"MLP, M={m}", "yellowfin", "-"),
+        ("net_trace_sync", "MLP, sync", "heavy-ball", (0, (1, 1))),
+    )
+    for key, lab, st, ls in traces:
+        if key in arr:
+            y = moving_average(arr[key], 50)
+            right.plot(np.arange(y.size) / y.size, y, color=style(st)["color"], lw=1.2,
+                       linestyle=ls, label=lab)  # fmt: skip
+    right.set_xlabel("fraction of the run")
+    right.set_ylabel("sensor reading (moving average of 50)")
+    right.set_title(rf"sensor traces at $\mu_L$ = {mus[i]:g}")
+    right.legend(fontsize=6)
+    return fig
