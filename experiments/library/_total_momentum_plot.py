@@ -59,18 +59,20 @@ def plot(record: Record) -> Figure:
 
     i = len(mus) - 1
     right.axhline(mus[i], color="0.6", lw=4, alpha=0.5, label=rf"$\mu_L$ = {mus[i]:g}")
-    right.axhline(first[i], **style("prediction", label="first-order total"))
+    right.axhline(first[i], **style("prediction", lw=0.8, zorder=3, label="first-order total"))
+    # the synchronous traces sit exactly on mu_L: dashed, with markers at staggered places
     traces = (
-        ("sim_trace_async", f"simulator, M={m}, c={c.min():g}", "measured", "-"),
-        ("sim_trace_sync", "simulator, sync", "sgd", (0, (4, 2))),
-        ("net_trace_async", f"MLP, M={m}", "yellowfin", "-"),
-        ("net_trace_sync", "MLP, sync", "heavy-ball", (0, (1, 1))),
+        ("sim_trace_async", f"simulator, M={m}, c={c.min():g}", "measured", "-", None, 0.0),
+        ("sim_trace_sync", "simulator, sync", "sgd", (0, (4, 2)), "o", 0.05),
+        ("net_trace_async", f"MLP, M={m}", "yellowfin", "-", None, 0.0),
+        ("net_trace_sync", "MLP, sync", "heavy-ball", (0, (1, 1)), "s", 0.15),
     )
-    for key, lab, st, ls in traces:
+    for key, lab, st, ls, mk, first_mark in traces:
         if key in arr:
             y = moving_average(arr[key], 50)
-            right.plot(np.arange(y.size) / y.size, y, color=style(st)["color"], lw=1.2,
-                       linestyle=ls, label=lab)  # fmt: skip
+            x = np.arange(y.size) / y.size
+            right.plot(x, y, color=style(st)["color"], lw=1.2, linestyle=ls, marker=mk, ms=4,
+                       mfc="none", markevery=(first_mark, 0.2), label=lab)  # fmt: skip
     right.set_xlabel("fraction of the run")
     right.set_ylabel("sensor reading (moving average of 50)")
     right.set_title(rf"sensor traces at $\mu_L$ = {mus[i]:g}")
