@@ -1,104 +1,76 @@
-"""Text of experiment 10 (closed-loop): YellowFin outcome and notes, from measured values."""
+"""Text of experiment 10 (closed-loop): notes and summary, written from the measured values."""
 
 from __future__ import annotations
 
-
-def _path(run: dict) -> str:
-    """``best B at step S, final F`` of a seed-median loss curve."""
-    return f"best {run['best']:.2g} at step {run['best_step']:.0f}, final {run['final']:.2g}"
+from typing import Any
 
 
-def late_loss_text(ratio: float) -> str:
-    """The late median loss of closed vs open loop (``ratio`` = open / closed).
+def speed_text(ratio: float, interval: tuple[float, float]) -> str:
+    """How the closed loop compares in iterations (``ratio`` = open / closed).
 
     Example:
-        >>> late_loss_text(2.8), late_loss_text(0.5)
-        ('late median loss 2.8x lower in closed loop', 'late median loss 2x higher in closed loop')
+        >>> speed_text(1.3, (1.1, 1.5)), speed_text(0.97, (0.9, 1.05))
+        ('1.3x faster (interval 1.1-1.5)', 'indistinguishable, 0.97x (interval 0.9-1.05)')
     """
-    if ratio >= 1.0:
-        return f"late median loss {ratio:.2g}x lower in closed loop"
-    return f"late median loss {1.0 / ratio:.2g}x higher in closed loop"
+    lo, hi = interval
+    span = f"(interval {lo:.3g}-{hi:.3g})"
+    if lo > 1.0:
+        return f"{ratio:.3g}x faster {span}"
+    if hi < 1.0:
+        return f"{1.0 / ratio:.3g}x slower {span}"
+    return f"indistinguishable, {ratio:.3g}x {span}"
 
 
-def yellowfin_outcome(spd: dict, factor: float) -> str:
-    """Whether the open- and closed-loop YellowFin runs converge, read off their loss curves.
-
-    A run climbs back when its final seed-median loss exceeds its best by ``factor``.
+def bed_note(batch: int, gain: float, res: dict[str, Any]) -> str:
+    """One sentence on one bed and gain: iterations over the ladder and the late loss.
 
     Example:
-        >>> def run(best, final):
-        ...     return dict(best=best, best_step=200, final=final, climbs_back=final > 10 * best)
-        >>> yellowfin_outcome({"open": run(1e-3, 2.0), "closed": run(1e-4, 2e-4)}, 10)[:57]
-        'the open-loop run climbs back from its best loss, the clo'
+        >>> res = dict(speedup=0.97, interval=(0.9, 1.05), open_iterations=300.0,
+        ...            closed_iterations=310.0, unreached_open_closed=[0, 1],
+        ...            from_warm_up_per_level_open=[400.0], from_warm_up_per_level_closed=[380.0],
+        ...            late_loss_ratio_open_over_closed=1.0, late_loss_interval=(0.9, 1.1))
+        >>> bed_note(16, 0.02, res)[:60]
+        'B=16, gain 0.02: closed loop indistinguishable, 0.97x (inter'
     """
-    o, c = spd["open"], spd["closed"]
-    both = f"(open: {_path(o)}; closed: {_path(c)})"
-    if o["climbs_back"] and c["climbs_back"]:
-        return f"neither run converges: both climb back from their best loss {both}"
-    if o["climbs_back"] or c["climbs_back"]:
-        up, down = ("open", "closed") if o["climbs_back"] else ("closed", "open")
-        return (
-            f"the {up}-loop run climbs back from its best loss, the {down}-loop run ends within "
-            f"{factor:g}x of its best {both}"
-        )
-    return f"both runs end within {factor:g}x of their best loss {both}"
+    o, c = res["unreached_open_closed"]
+    lo, hi = res["late_loss_interval"]
+    return (
+        f"B={batch}, gain {gain:g}: closed loop {speed_text(res['speedup'], res['interval'])} "
+        f"over the ladder (mean iterations below its first level {res['open_iterations']:.0f} "
+        f"open, {res['closed_iterations']:.0f} closed; levels never reached {o} open, {c} "
+        f"closed); from the end of the warm-up to the deepest level "
+        f"{res['from_warm_up_per_level_open'][-1]:.0f} open, "
+        f"{res['from_warm_up_per_level_closed'][-1]:.0f} closed; "
+        f"late loss open / closed {res['late_loss_ratio_open_over_closed']:.3g} "
+        f"(interval {lo:.3g}-{hi:.3g})"
+    )
 
 
-def notes(spd: dict, workers: int, h_true: float, factor: float, early_steps: int) -> str:
-    """The record's notes on the YellowFin runs, every claim read off the measured values.
-
-    Args:
-        spd: the speedup runs (``open``, ``closed``, ``sync``), as measured by the experiment.
-        workers: number of asynchronous workers of the open and closed runs.
-        h_true: the objective's true smallest curvature.
-        factor: a run climbs back when its final seed-median loss exceeds its best by this.
-        early_steps: the window of the early sensor and target medians (``mu_hat_early``,
-            ``mu_target_early``).
-    """
-    o, c, s = spd["open"], spd["closed"], spd["sync"]
-    lr_trend = "grows" if s["lr_median_end"] > s["lr_median_best"] else "does not grow"
-    below = s["h_min_median_end"] < h_true
+def precondition_note(cfg: Any, assessed: dict[int, dict]) -> str:
+    """Which beds the claim applies to, and why each other one does not (measured)."""
     parts = [
-        f"Synchronous control (one worker): the seed-median loss reaches {s['best']:.2g} at step "
-        f"{s['best_step']:.0f} and "
-        + (
-            f"climbs back to {s['final']:.2g}"
-            if s["climbs_back"]
-            else f"ends within {factor:g}x of it ({s['final']:.2g})"
-        )
-        + f"; the tuned learning rate {lr_trend} from {s['lr_median_best']:.3g} at that step to "
-        f"{s['lr_median_end']:.3g} at the end, and YellowFin's h_min ends at "
-        f"{s['h_min_median_end']:.2g}, {'below' if below else 'not below'} the true smallest "
-        f"curvature {h_true:g}."
+        f"B={b}: {'applicable' if a['applicable'] else 'not applicable'}, {a['reason']}"
+        for b, a in assessed.items()
     ]
-    if below and lr_trend == "grows":
-        parts.append(
-            "Its curvature samples are ||g||^2, which on a quadratic shrink with the gradient, "
-            "and alpha = (1 - sqrt(mu))^2 / h_min grows as h_min falls."
-        )
-    parts.append(
-        "All three runs use YellowFin's defaults (slow start on), the same objective and seeds."
+    return "; ".join(parts)
+
+
+def summary(cfg: Any, tracking: Any, assessed: dict[int, dict]) -> str:
+    """The record's one-line summary from the tracking check and the assessed beds."""
+    est = tracking.measured["extrapolated"]
+    head = (
+        f"M={cfg.workers}: settled mu_algo {est:.3f} at a vanishing step vs first order "
+        f"{tracking.predicted:.3f} ({tracking.outcome})"
     )
-    rebound = {k: spd[k]["final"] / spd[k]["best"] for k in ("open", "sync")}
-    parts.append(
-        f"With {workers} stale workers the open-loop final/best loss ratio is "
-        f"{rebound['open']:.3g} against {rebound['sync']:.3g} synchronously "
-        f"({'larger' if rebound['open'] > rebound['sync'] else 'not larger'}); open loop "
-        f"{_path(o)}; closed loop {_path(c)}."
+    beds = []
+    for b, a in assessed.items():
+        if not a["applicable"]:
+            beds.append(f"B={b} not applicable ({a['reason']})")
+            continue
+        per_gain = ", ".join(
+            f"gain {g:g} {speed_text(r['speedup'], r['interval'])}" for g, r in a["gains"].items()
+        )
+        beds.append(f"B={b}: closed loop {per_gain}")
+    return f"{head}; YellowFin open vs closed loop, iterations below the ladder's first level: " + (
+        "; ".join(beds)
     )
-    if c["mu_hat_early"] is not None and c["mu_target_early"] is not None:
-        later = "later" if c["iters"] > o["iters"] else "not later"
-        hat, target = c["mu_hat_early"], c["mu_target_early"]
-        drive = (
-            f"down (seed-median minimum {c['momentum_min_median']:.2f}; the controller's floor "
-            "is -0.9)"
-            if hat > target
-            else "up"
-        )
-        parts.append(
-            f"The closed loop reaches the target loss {later} than open loop ({c['iters']:.0f} vs "
-            f"{o['iters']:.0f} iterations). Over the first {early_steps} steps its sensor reads a "
-            f"median {hat:.2f} while SingleStep's target reads a median {target:.2f}, so the "
-            f"controller drives the algorithmic momentum {drive}."
-        )
-    return " ".join(parts)
