@@ -111,7 +111,9 @@ def test_closed_loop_compensates_the_implicit_momentum() -> None:
     # momentum reaches the target: first order, 1 - (1 - mu_algo)/M = target, mu_algo = 0.2.
     m, target = 8, 0.9
     obj = Quad(np.linspace(0.5, 1.0, 40))
-    opt = momentum_feedback(0.01, target, effective_workers=m, max_staleness=200)
+    opt = momentum_feedback(
+        0.01, target, effective_workers=m, max_staleness=200, sensor_convention="total"
+    )
     tr = simulate_async_exact(obj, opt, 6000, m, seed=0, pass_staleness=True, record_every=10)
     mu_algo = np.asarray(tr.stats["mu_algo"])[-200:]
     mu_hat = np.asarray(tr.stats["mu_hat"])[-200:]
