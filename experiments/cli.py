@@ -47,10 +47,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from experiments.cli_sweep import sweep_app
     from experiments.cli_theory import theory_app
 
-    if not any(group.name == "theory" for group in app.registered_groups):
-        app.add_typer(theory_app, name="theory")
+    for name, group in (("theory", theory_app), ("sweep", sweep_app)):
+        if not any(g.name == name for g in app.registered_groups):
+            app.add_typer(group, name=name)
 
 
 def _console(*, stderr: bool = False) -> Console:

@@ -1,19 +1,29 @@
-"""Vectorised sweeps: one compiled call over a grid of hyper-parameters and a set of seeds."""
+"""Vectorised sweeps over a grid of hyper-parameters and a set of seeds, on every device.
+
+One compiled call per chunk of configurations, sharded over a :class:`jax.sharding.Mesh` of the
+local devices and, after ``jax.distributed.initialize``, split over processes (see
+:mod:`simulators._sharding`); results are bit-identical to a one-device run.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 from numpy.typing import ArrayLike
 
+from simulators._sharding import config_mesh, map_rows, row_spec, shard_map
 from simulators.objectives.base import Objective, check_positive_int
-from simulators.run import Trajectory, check_run_args, run_core, to_numpy
+from simulators.run import Trajectory, check_run_args, run_core
 
 
 def product_grid(**axes: ArrayLike) -> dict[str, np.ndarray]:
@@ -102,19 +112,29 @@ def sweep(
     record_coords: Sequence[int] | None = (),
     pass_value: bool = True,
     blowup: float = 1e10,
+    devices: Sequence[jax.Device] | None = None,
+    mesh: Mesh | None = None,
+    chunk_size: int | None = None,
+    out_dir: str | os.PathLike | None = None,
 ) -> Trajectory:
-    """Run ``make_optimizer(**point)`` for every grid point and seed in one compiled call.
+    """Run ``make_optimizer(**point)`` for every grid point and seed, sharded over devices.
 
-    The grid arrays are broadcast to a common shape ``G``; the run of :func:`simulators.simulate`
-    is vmapped over the seeds (``jax.random.split(key, seeds)``, shared by all grid points: common
-    random numbers) and over the flattened grid, then jitted once. Diverging points are flagged and
-    frozen inside the loop, so they never spoil the others.
+    The grid arrays are broadcast to a common shape ``G`` and flattened with the seeds into one
+    configuration axis (point-major, seed-minor); run ``(p, s)`` is the run of
+    :func:`simulators.simulate` at point ``p`` with key ``jax.random.split(key, seeds)[s]`` (the
+    keys are shared by all grid points: common random numbers). The configuration axis is split
+    over a mesh of devices (default: all devices this process addresses) and run in chunks of
+    ``chunk_size`` configurations; after ``jax.distributed.initialize(...)`` it is also split
+    over the processes, and every process returns the whole sweep (see :mod:`simulators._sharding`).
+    Each configuration is computed by the same program whatever the devices, chunks or processes,
+    so the result is bit-identical to a one-device run. Diverging points are flagged and frozen
+    inside the loop, so they never spoil the others.
 
-    Compilation is cached by ``jax.jit`` on the static arguments: the factory object, the run
-    shape (grid size, seeds, steps, records) and the objective's static fields, which include its
-    loss function, a closure made by each constructor call. Repeated sweeps with the same factory
-    and objective instance (new grid values, keys or starts of the same shapes) reuse the compiled
-    run; a new objective instance compiles again, even when it is built with identical arguments.
+    Compilation is cached by ``jax.jit`` on the static arguments: the factory object, the mesh,
+    the run shape (chunk size, seeds, steps, records) and the objective's static fields, which
+    include its loss function, a closure made by each constructor call. Repeated sweeps with the
+    same factory and objective instance (new grid values, keys or starts of the same shapes) reuse
+    the compiled run; a new objective instance compiles again, even when built identically.
 
     Args:
         make_optimizer: factory called with traced hyper-parameters, e.g.
@@ -129,13 +149,23 @@ def sweep(
         record_coords: coordinates to record (default none, to save memory; ``None`` = all).
         pass_value: pass ``value=loss`` to the optimizer.
         blowup: divergence threshold, as in :func:`simulators.simulate`.
+        devices: devices of this process to shard over (default ``jax.local_devices()``).
+        mesh: a :class:`jax.sharding.Mesh` of this process's devices instead of ``devices``; the
+            configurations are split over all its axes.
+        chunk_size: configurations per compiled call (rounded up to a multiple of the device
+            count); default from the free device memory
+            (:func:`simulators._sharding.auto_chunk_size`). Peak device memory is about two
+            chunks' arrays.
+        out_dir: with several processes, merge through one ``.npz`` per process in this folder
+            instead of ``multihost_utils.process_allgather`` (no cross-process collectives).
 
     Returns:
         A :class:`Trajectory` whose per-run fields have leading axes ``G + (seeds,)``.
 
     Raises:
-        ValueError: bad run arguments, an empty or non-finite grid, incompatible grid shapes, or a
-            grid key that ``make_optimizer`` does not accept (or a required parameter it lacks).
+        ValueError: bad run arguments, an empty or non-finite grid, incompatible grid shapes, a
+            grid key that ``make_optimizer`` does not accept (or a required parameter it lacks),
+            bad devices, mesh or chunk size.
 
     Example:
         >>> import jax, optax
@@ -159,31 +189,39 @@ def sweep(
     for name, arr in zip(grid, arrays, strict=True):
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"grid[{name!r}] must be finite")
-    flat = {name: arr.reshape(-1) for name, arr in zip(grid, arrays, strict=True)}
+    mesh = config_mesh(devices, mesh)
 
-    dtype = jnp.asarray(start).dtype
-    points = {name: jnp.asarray(v, dtype) for name, v in flat.items()}
-    out = to_numpy(
-        _sweep_jit(
-            points,
-            key,
-            objective,
-            jnp.asarray(start),
-            make_optimizer=make_optimizer,
-            steps=steps,
-            seeds=seeds,
-            record_every=record_every,
-            coords=tuple(int(c) for c in coords),
-            pass_value=pass_value,
-            blowup=float(blowup),
-        )
+    x0j = jnp.asarray(start)
+    dtype = np.dtype(x0j.dtype)
+    # configuration c = (point c // seeds, seed c % seeds)
+    rows = {
+        name: np.repeat(arr.reshape(-1).astype(dtype), seeds)
+        for name, arr in zip(grid, arrays, strict=True)
+    }
+    rows[_SEED] = np.tile(np.arange(seeds, dtype=np.int32), arrays[0].size)
+    static = dict(
+        make_optimizer=make_optimizer,
+        steps=steps,
+        seeds=seeds,
+        record_every=record_every,
+        coords=tuple(int(c) for c in coords),
+        pass_value=pass_value,
+        blowup=float(blowup),
+    )
+
+    def call(m: Mesh, batch: dict[str, jax.Array]) -> Trajectory:
+        return _sweep_jit(batch, key, objective, x0j, mesh=m, **static)
+
+    bytes_per_row = _bytes_per_row(objective, x0j, {k: v[:1] for k, v in rows.items()}, static)
+    out = map_rows(
+        call, rows, mesh=mesh, bytes_per_row=bytes_per_row, chunk_size=chunk_size, out_dir=out_dir
     )
 
     def unflatten(a: np.ndarray) -> np.ndarray:
-        return a.reshape(shape + a.shape[1:])
+        return a.reshape((*shape, seeds, *a.shape[1:]))
 
     return Trajectory(
-        steps=out.steps[0, 0],
+        steps=out.steps[0],
         losses=unflatten(out.losses),
         distances=unflatten(out.distances),
         iterates=unflatten(out.iterates),
@@ -193,9 +231,51 @@ def sweep(
     )
 
 
+_SEED = "__seed__"
+
+
+def _run_rows(
+    batch: dict[str, jax.Array], key: jax.Array, objective: Objective, x0: jax.Array, **static
+) -> Trajectory:
+    """The runs of a batch of configurations (vmapped :func:`simulators.run.run_core`)."""
+    keys = jax.random.split(key, static["seeds"])
+
+    def one(row: dict[str, jax.Array]) -> Trajectory:
+        point = {k: v for k, v in row.items() if k != _SEED}
+        return run_core(
+            objective,
+            static["make_optimizer"](**point),
+            static["steps"],
+            keys[row[_SEED]],
+            x0,
+            record_every=static["record_every"],
+            coords=np.asarray(static["coords"], dtype=np.int64),
+            pass_value=static["pass_value"],
+            blowup=static["blowup"],
+        )
+
+    return jax.vmap(one)(batch)
+
+
+def _bytes_per_row(objective: Objective, x0: jax.Array, row: dict, static: dict) -> int:
+    """Device bytes of one configuration: twice its outputs (records are stacked once) plus
+    eight copies of the iterate and the optimizer state (the step's working set)."""
+    out = jax.eval_shape(lambda b: _run_rows(b, jax.random.key(0), objective, x0, **static), row)
+    state = jax.eval_shape(
+        lambda b: static["make_optimizer"](**{k: v[0] for k, v in b.items() if k != _SEED}).init(
+            x0
+        ),
+        row,
+    )
+    size = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(out))
+    work = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(state))
+    return int(2 * size + 8 * (work + x0.size * x0.dtype.itemsize))
+
+
 @functools.partial(
     jax.jit,
     static_argnames=(
+        "mesh",
         "make_optimizer",
         "steps",
         "seeds",
@@ -206,33 +286,18 @@ def sweep(
     ),
 )
 def _sweep_jit(
-    points: dict[str, jax.Array],
+    batch: dict[str, jax.Array],
     key: jax.Array,
     objective: Objective,
     x0: jax.Array,
     *,
-    make_optimizer: Callable[..., optax.GradientTransformation],
-    steps: int,
-    seeds: int,
-    record_every: int,
-    coords: tuple[int, ...],
-    pass_value: bool,
-    blowup: float,
+    mesh: Mesh,
+    **static: Any,
 ) -> Trajectory:
-    # compiled once per (factory, objective structure, grid size, run shape)
-    def one(point: dict[str, jax.Array], k: jax.Array) -> Trajectory:
-        return run_core(
-            objective,
-            make_optimizer(**point),
-            steps,
-            k,
-            x0,
-            record_every=record_every,
-            coords=np.asarray(coords, dtype=np.int64),
-            pass_value=pass_value,
-            blowup=blowup,
-        )
-
-    keys = jax.random.split(key, seeds)
-    over_seeds = jax.vmap(one, in_axes=(None, 0))
-    return jax.vmap(over_seeds, in_axes=(0, None))(points, keys)
+    # compiled once per (mesh, factory, objective structure, chunk size, run shape); each device
+    # runs the one-device program on its rows (no collectives)
+    rows = row_spec(mesh)
+    body = functools.partial(_run_rows, **static)
+    return shard_map(body, mesh, in_specs=(rows, P(), P(), P()), out_specs=rows)(
+        batch, key, objective, x0
+    )

@@ -1,4 +1,9 @@
-"""Ensembles of asynchronous runs over seeds in one compiled, vmapped call.
+"""Ensembles of asynchronous runs over seeds: vmapped, sharded over devices, chunked.
+
+The seeds are one configuration axis, split over a mesh of devices (default: all devices of this
+process) in chunks and, after ``jax.distributed.initialize``, over processes, as for
+:func:`simulators.sweep` (see :mod:`simulators._sharding`); the runs are bit-identical to a
+one-device run.
 
 The ensemble mean of the iterates is the quantity that the asynchrony theory predicts: for ``M``
 workers with geometric staleness it follows heavy ball with momentum ``1 - 1/M`` and step
@@ -7,12 +12,18 @@ workers with geometric staleness it follows heavy ball with momentum ``1 - 1/M``
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
+from simulators._sharding import config_mesh, map_rows, row_spec, shard_map
 from simulators.asynchrony._checks import check_int, initial_point, make_config
 from simulators.asynchrony._core import AsyncTrajectory, Config, run
 from simulators.asynchrony.exact import buffer_len_for
@@ -43,7 +54,25 @@ class AsyncEnsemble(NamedTuple):
     runs: AsyncTrajectory
 
 
-_run_many = jax.jit(jax.vmap(run, in_axes=(None, None, 0, 0)), static_argnums=0)
+def _runs(cfg: Config, batch: dict[str, jax.Array], x0: jax.Array) -> AsyncTrajectory:
+    keys = jax.random.wrap_key_data(batch["key"])
+    return jax.vmap(run, in_axes=(None, None, 0, 0))(cfg, x0, batch["staleness"], keys)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _run_many(cfg: Config, mesh: Mesh, batch: dict[str, jax.Array], x0: jax.Array) -> Any:
+    # each device runs the vmapped one-device program on its seeds (no collectives)
+    rows = row_spec(mesh)
+    body = functools.partial(_runs, cfg)
+    return shard_map(body, mesh, in_specs=(rows, P()), out_specs=rows)(batch, x0)
+
+
+def _bytes_per_row(cfg: Config, batch: dict[str, np.ndarray], x0: jax.Array) -> int:
+    """Twice one run's outputs and inputs plus two ring buffers of past iterates."""
+    out = jax.eval_shape(functools.partial(_runs, cfg), batch, x0)
+    leaves = [*jax.tree_util.tree_leaves(out), *batch.values()]
+    size = sum(a.size * a.dtype.itemsize for a in leaves)
+    return int(2 * size + 2 * cfg.buffer_len * x0.size * x0.dtype.itemsize)
 
 
 def _mean_sem(a: jax.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +101,12 @@ def async_ensemble(
     pass_staleness: bool = False,
     stochastic: bool = True,
     blowup: float = 1e10,
+    devices: Sequence[jax.Device] | None = None,
+    mesh: Mesh | None = None,
+    chunk_size: int | None = None,
+    out_dir: str | os.PathLike | None = None,
 ) -> AsyncEnsemble:
-    """Run ``n_seeds`` asynchronous runs in one vmapped call and average them.
+    """Run ``n_seeds`` asynchronous runs, vmapped and sharded over devices, and average them.
 
     Exactly one of ``law`` (fast mode: i.i.d. staleness from the law) and ``n_workers`` (exact
     mode: one event-driven schedule per seed, computed in NumPy, then one vmapped scan) is given.
@@ -87,6 +120,8 @@ def async_ensemble(
             generators from ``np.random.default_rng(seed)``.
         x0, record_every, record_coords, pass_value, pass_staleness, stochastic, blowup:
             as for :func:`simulate_async_exact`.
+        devices, mesh, chunk_size, out_dir: where and in what pieces the seeds run, as for
+            :func:`simulators.sweep`.
 
     Returns:
         An :class:`AsyncEnsemble`.
@@ -124,7 +159,17 @@ def async_ensemble(
             objective, optimizer, steps, buffer_len_for(int(stale_np.max())), **kwargs
         )
         staleness = jnp.asarray(stale_np, dtype=jnp.int32)
-    runs = _run_many(cfg, start, staleness, keys[1])
+    mesh = config_mesh(devices, mesh)
+    x0 = jnp.asarray(start)
+    rows = {"staleness": np.asarray(staleness), "key": np.asarray(jax.random.key_data(keys[1]))}
+    runs = map_rows(
+        lambda m, batch: _run_many(cfg, m, batch, x0),
+        rows,
+        mesh=mesh,
+        bytes_per_row=_bytes_per_row(cfg, {k: v[:1] for k, v in rows.items()}, x0),
+        chunk_size=chunk_size,
+        out_dir=out_dir,
+    )
     mi, si = _mean_sem(runs.iterates)
     ml, sl = _mean_sem(runs.losses)
     md, sd = _mean_sem(runs.distances)
