@@ -7,13 +7,25 @@ Baselines (SGD, SGD with momentum, Adam) are optax's own.
 from __future__ import annotations
 
 from optimizers._common import logged_stats
-from optimizers.feedback import MomentumFeedbackState, momentum_feedback, momentum_sensor
+from optimizers.feedback import (
+    MOMENTUM_FEEDBACK_STATIC_ARGS,
+    MomentumFeedbackState,
+    momentum_feedback,
+    momentum_sensor,
+)
 from optimizers.heavy_ball import HeavyBallState, heavy_ball
 from optimizers.momo import MomoState, momo
 from optimizers.momo_adam import MomoAdamState, momo_adam
-from optimizers.yellowfin import YellowFinLoopState, YellowFinState, yellowfin
+from optimizers.yellowfin import (
+    YELLOWFIN_STATIC_ARGS,
+    YellowFinLoopState,
+    YellowFinState,
+    yellowfin,
+)
 
 __all__ = [
+    "MOMENTUM_FEEDBACK_STATIC_ARGS",
+    "YELLOWFIN_STATIC_ARGS",
     "HeavyBallState",
     "MomentumFeedbackState",
     "MomoAdamState",

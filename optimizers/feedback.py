@@ -66,6 +66,10 @@ DEFAULT_GAIN = 0.02
 # Safe range of the algorithmic momentum: negative values compensate implicit momentum; the upper
 # end keeps the heavy-ball recursion strictly stable (|mu| < 1).
 MOMENTUM_RANGE = (-0.9, 0.999)
+# Arguments of :func:`momentum_feedback` that shape arrays or seed the coordinate sample: they
+# must stay Python values, so ``optax.inject_hyperparams`` has to treat them as static:
+# ``optax.inject_hyperparams(momentum_feedback, static_args=MOMENTUM_FEEDBACK_STATIC_ARGS)``.
+MOMENTUM_FEEDBACK_STATIC_ARGS = ("sensor_size", "max_staleness", "key")
 
 
 def momentum_sensor(
@@ -321,6 +325,19 @@ def momentum_feedback(
     docstring for the conventions and the choice of the default gain. A non-finite gradient, or a
     non-finite loss passed as ``value=`` (optional), skips the step and counts in ``skipped``.
 
+    Dtypes: the move, the sensor and the controller are kept in float32 (float64 when a parameter
+    is float64); parameters may be float64, float32, bfloat16 or float16. With bfloat16 or
+    float16 parameters a move that is finite in float32 but overflows the parameter dtype
+    (float16 tops out at 65504) is skipped like a non-finite gradient: parameters and state
+    unchanged, ``skipped`` incremented (one more reduction, only for those dtypes).
+
+    With ``optax.inject_hyperparams`` the arguments named in ``MOMENTUM_FEEDBACK_STATIC_ARGS``
+    (``sensor_size``, ``max_staleness``, ``key``: they size the sensor's ring and sample) must be
+    static: ``optax.inject_hyperparams(momentum_feedback,
+    static_args=MOMENTUM_FEEDBACK_STATIC_ARGS)(0.1, 0.9)``. Every other numeric argument may be
+    injected; ``learning_rate``, ``target_momentum``, ``gain`` and ``effective_workers`` are read
+    at every step, ``initial_momentum`` only at ``init``.
+
     Args:
         learning_rate: alpha >= 0 (float or optax schedule).
         target_momentum: set point in [0, 1).
@@ -387,12 +404,26 @@ def momentum_feedback(
         dt = state.mu_algo.dtype
         alpha = lr_at(state.count, dt)
         mu = state.mu_algo
+        # The set point is read here, not from the state, so that an injected target applies.
+        mu_target = jnp.asarray(target_momentum, dt)
         grads = jax.tree_util.tree_map(lambda g: g if g.dtype == dt else g.astype(dt), updates)
         # The skip is folded into the one pass that writes the move (see heavy_ball).
         ok = tree_all_finite(grads) & jnp.isfinite(alpha) & value_ok(value)
         delta = jax.tree_util.tree_map(
             lambda g, d: jnp.where(ok, mu * d - alpha * g, d), grads, state.delta
         )
+        if any(jnp.result_type(u) != dt for u in jax.tree_util.tree_leaves(updates)):
+            # Parameters narrower than the statistics (float16, bfloat16): a finite move can
+            # overflow when it is written in the parameter dtype (float16 tops out at 65504).
+            # Such a step is skipped like a non-finite gradient (as in heavy_ball), before the
+            # sensor records it. Decided at trace time: float32 parameters pay nothing.
+            fits = tree_all_finite(
+                jax.tree_util.tree_map(lambda d, u: d.astype(jnp.result_type(u)), delta, updates)
+            )
+            delta = jax.tree_util.tree_map(
+                lambda new, old: jnp.where(fits, new, old), delta, state.delta
+            )
+            ok = ok & fits
         mu_hat, valid, sensor = sensor_step(
             state.sensor, delta, grads, alpha * scale, staleness, min_denominator=min_denominator
         )
@@ -402,9 +433,9 @@ def momentum_feedback(
             count=state.count + 1,
             learning_rate=alpha,
             momentum=mu,
-            mu_algo=feedback_update(mu, state.mu_target, mu_hat, valid, gain),
+            mu_algo=feedback_update(mu, mu_target, mu_hat, valid, gain),
             mu_hat=jnp.where(valid, mu_hat, state.mu_hat),
-            mu_target=state.mu_target,
+            mu_target=mu_target,
             skipped=state.skipped,
         )
         return masked_updates(ok, delta, updates), guard_scalars(

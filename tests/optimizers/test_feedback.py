@@ -7,10 +7,18 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from optimizers import logged_stats, momentum_feedback, momentum_sensor, yellowfin
+from optimizers import (
+    MOMENTUM_FEEDBACK_STATIC_ARGS,
+    logged_stats,
+    momentum_feedback,
+    momentum_sensor,
+    yellowfin,
+)
 from optimizers.feedback import DEFAULT_GAIN, _median_of_finite, feedback_update, sensor_init
+from tests.optimizers._injection import assert_injection_transparent
 
 D = 256
 CURV = np.geomspace(0.05, 1.0, D)
@@ -305,3 +313,82 @@ def test_yellowfin_state_is_donatable(closed_loop: bool) -> None:
     for _ in range(3):
         _, state = step(x, state)
     assert int(state.count) == 3 and int(state.skipped) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# float16 parameters and optax.inject_hyperparams
+# ---------------------------------------------------------------------------------------------
+
+
+def test_float16_move_that_overflows_is_skipped_not_written() -> None:
+    # alpha g = 6e5 is finite in the float32 statistics but beyond float16's 65504: written in
+    # the parameter dtype it is -inf. The step is skipped and counted, the state rolled back.
+    x = jnp.ones(3, jnp.float16)
+    opt = momentum_feedback(10.0, 0.9)
+    step = jax.jit(lambda g, s: opt.update(g, s, x))
+    _, before = step(jnp.full(3, 1e-3, jnp.float16), opt.init(x))  # a non-zero move and ring
+    upd, after = step(jnp.full(3, 60000.0, jnp.float16), before)
+    assert np.all(np.asarray(upd, np.float32) == 0.0)
+    assert np.all(np.isfinite(np.asarray(optax.apply_updates(x, upd), np.float32)))
+    assert int(after.skipped) == 1
+    for field in before._fields:
+        if field != "skipped":
+            for a, b in zip(
+                jax.tree_util.tree_leaves(getattr(after, field)),
+                jax.tree_util.tree_leaves(getattr(before, field)),
+                strict=True,
+            ):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=field)
+    # A move that fits is applied as usual: 0.9 * (-0.01) - 10 * 1.
+    upd, after = step(jnp.full(3, 1.0, jnp.float16), after)
+    assert int(after.skipped) == 1 and int(after.count) == 2
+    assert float(upd[0]) == pytest.approx(-10.009, abs=0.01)
+
+
+def test_inject_hyperparams_needs_the_static_args() -> None:
+    assert set(MOMENTUM_FEEDBACK_STATIC_ARGS) == {"sensor_size", "max_staleness", "key"}
+    with pytest.raises(ValueError, match="sensor_size"):
+        optax.inject_hyperparams(momentum_feedback)(0.1, 0.5).init(jnp.ones(3))
+
+
+@pytest.mark.parametrize("convention", ["algorithmic", "total"])
+def test_injected_equals_plain_step_by_step(convention: str) -> None:
+    # Every numeric hyper-parameter that may be injected is given a non-default value; the
+    # synchronous quadratic gives a valid reading each step, so the controller moves mu_algo.
+    kwargs = dict(
+        gain=0.05,
+        initial_momentum=0.3,
+        sensor_convention=convention,
+        effective_workers=3.0,
+        min_denominator=1e-5,
+        sensor_size=16,
+        max_staleness=4,
+        key=3,
+    )
+    plain = momentum_feedback(0.1, 0.7, **kwargs)
+    injected = optax.inject_hyperparams(
+        momentum_feedback, static_args=MOMENTUM_FEEDBACK_STATIC_ARGS
+    )(0.1, 0.7, **kwargs)
+    h = jnp.asarray(np.geomspace(0.05, 1.0, 64), jnp.float32)
+    x0 = jnp.asarray(np.random.default_rng(0).standard_normal(64), jnp.float32)
+    last = assert_injection_transparent(plain, injected, x0, lambda x: h * x, 30, staleness=0)
+    assert abs(float(last.inner_state.mu_algo) - 0.3) > 0.02  # the loop did act
+    assert float(last.hyperparams["gain"]) == pytest.approx(0.05)
+
+
+def test_injected_target_is_applied() -> None:
+    # The set point is read at every step: changing the injected target moves the loop there.
+    opt = optax.inject_hyperparams(momentum_feedback, static_args=MOMENTUM_FEEDBACK_STATIC_ARGS)(
+        0.02, 0.7, gain=0.05
+    )
+    h = jnp.asarray(CURV, jnp.float32)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal(D), jnp.float32)
+    state = opt.init(x)
+    state = state._replace(hyperparams={**state.hyperparams, "target_momentum": jnp.float32(0.2)})
+    step = jax.jit(lambda x, s: opt.update(h * x, s, x))
+    for _ in range(200):
+        upd, state = step(x, state)
+        x = x + upd
+    # Synchronous algorithmic sensor: e_{k+1} = 0.95 e_k, 0.5 * 0.95^200 ~ 2e-5.
+    assert float(state.inner_state.mu_target) == pytest.approx(0.2)
+    assert float(state.inner_state.mu_algo) == pytest.approx(0.2, abs=1e-3)

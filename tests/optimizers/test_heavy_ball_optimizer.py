@@ -9,6 +9,7 @@ import optax
 import pytest
 
 from optimizers import heavy_ball, logged_stats
+from tests.optimizers._injection import assert_injection_transparent
 
 
 def _run(opt, x0, grad_fn, steps):
@@ -151,3 +152,16 @@ def test_float16_move_that_overflows_is_skipped_not_written() -> None:
     # a move that fits is applied as usual
     upd, state = opt.update(jnp.full(3, 1.0, jnp.float16), state, x)
     assert int(state.skipped) == 1 and float(upd[0]) == pytest.approx(-10.0)
+
+
+def test_injected_equals_plain_step_by_step() -> None:
+    # Every hyper-parameter injected, weight_decay = 0 included (it then arrives as an array and
+    # takes the coupled-L2 path with a zero coefficient): same updates and state at every step.
+    h = jnp.asarray(np.geomspace(0.1, 2.0, 16), jnp.float32)
+    x0 = jnp.asarray(np.random.default_rng(2).standard_normal(16), jnp.float32)
+    for wd in (0.0, 0.05):
+        plain = heavy_ball(0.3, -0.4 if wd else 0.8, weight_decay=wd)
+        injected = optax.inject_hyperparams(heavy_ball)(0.3, -0.4 if wd else 0.8, weight_decay=wd)
+        last = assert_injection_transparent(plain, injected, x0, lambda x: h * x, 30)
+        assert float(last.hyperparams["weight_decay"]) == pytest.approx(wd)
+        assert int(last.inner_state.count) == 30
