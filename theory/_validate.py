@@ -4,10 +4,22 @@ Every public function of :mod:`theory` validates its inputs with these helpers s
 raises a :class:`ValueError` that names the parameter and its valid range. Messages start with the
 parameter name, e.g. ``"mu must lie in (-1, 1) (got 1.5)"``; infinite ends are always written open
 (``"[0, inf)"``) because NaN and infinities are rejected everywhere.
+
+Python integers beyond the float64 range (``|x| > 1.8e308``) are handled in one documented way:
+
+* a *count* (steps ``t``, a lag, a delay, a number of workers or iterations) is exact at any size:
+  one beyond the range is taken as ``+inf`` and every function returns the limit of its formula as
+  the count grows (e.g. ``chebyshev_bound(0.5, 10**400) == 0.0``); an explicit float ``inf`` is
+  still rejected;
+* any other real parameter raises a :class:`ValueError` naming the parameter and the float64
+  range;
+* a *grid size* (``n``, ``n_h``, ``n_grid``, ``n_alpha``, ``steps``, ``dim``, ``t_max``) is a single
+  integer with a stated upper bound (:func:`grid_size`), so that no call allocates without limit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +27,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
+
+FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def _fmt(bound: float) -> str:
@@ -28,8 +42,38 @@ def _shown(arr: FloatArray, bad: NDArray[np.bool_]) -> str:
 def _as_float(name: str, value: ArrayLike) -> FloatArray:
     try:
         return np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise ValueError(
+            f"{name} must lie in the float64 range [-{FLOAT_MAX:.4g}, {FLOAT_MAX:.4g}] "
+            "(got an integer beyond it)"
+        ) from None
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be a real number or array of real numbers") from err
+
+
+def _saturate(x: object) -> float:
+    """``float(x)``; an integer beyond the float64 range becomes ``+-inf`` (its limit)."""
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf  # type: ignore[operator]
+
+
+def _as_count(name: str, value: ArrayLike) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """``value`` as float64 with integers beyond the range as ``+-inf``; the mask marks those."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+        return arr, np.zeros(arr.shape, dtype=bool)
+    except OverflowError:
+        pass
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a real number or array of real numbers") from err
+    try:
+        obj = np.asarray(value, dtype=object)
+        arr = np.array([_saturate(x) for x in obj.ravel()], dtype=np.float64).reshape(obj.shape)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a real number or array of real numbers") from err
+    return arr, np.isinf(arr)
 
 
 def interval(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> str:
@@ -136,22 +180,78 @@ def ordered(lo_name: str, lo: ArrayLike, hi_name: str, hi: ArrayLike, *, floor: 
 
 
 def integer(name: str, value: ArrayLike, lo: int = 0) -> FloatArray:
-    """Check that ``value`` holds integers ``>= lo``; return them as float64.
+    """Check that ``value`` holds integer counts ``>= lo``; return them as float64.
 
     Float64 holds every integer up to ``2^53`` exactly and every float above that is an integer,
-    so no count is wrapped or rounded (an int64 cast would wrap values ``>= 2^63``). Use
-    ``int(...)`` on a scalar result where a Python integer is needed.
+    so no count is wrapped or rounded (an int64 cast would wrap values ``>= 2^63``). A Python
+    integer beyond the float64 range is returned as ``+inf`` (module docstring: the caller
+    returns its limit); a float ``inf`` is rejected. Use ``int(...)`` on a scalar result where a
+    Python integer is needed.
 
     Example:
-        >>> float(integer("t", 1e20))
-        1e+20
+        >>> float(integer("t", 1e20)), float(integer("t", 10**400))
+        (1e+20, inf)
     """
-    arr = _as_float(name, value)
+    arr, big = _as_count(name, value)
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < lo)
+        bad = (~np.isfinite(arr) & ~big) | (arr != np.round(arr)) | (arr < lo)
     if np.any(bad):
         raise ValueError(f"{name} must be an integer >= {lo} (got {_shown(arr, bad)})")
     return arr
+
+
+def count(name: str, value: ArrayLike, lo: float) -> FloatArray:
+    """A real count ``>= lo`` (e.g. a number of workers, whose real values extend the formula).
+
+    Like :func:`in_range` with the interval ``[lo, inf)``, except that a Python integer beyond the
+    float64 range is returned as ``+inf`` (module docstring).
+
+    Example:
+        >>> float(count("n_workers", 10**400, 1.0))
+        inf
+    """
+    arr, big = _as_count(name, value)
+    with np.errstate(invalid="ignore"):
+        ok = (big & (arr > 0.0)) | (np.isfinite(arr) & (arr >= lo))
+    if not np.all(ok):
+        raise ValueError(f"{name} must lie in {interval(lo, np.inf)} (got {_shown(arr, ~ok)})")
+    return arr
+
+
+def grid_size(name: str, value: ArrayLike, lo: int, hi: int) -> int:
+    """A single integer in ``[lo, hi]``: a grid size or a number of steps that sets the work.
+
+    The upper bound keeps the memory and time of one call bounded; each function states its bound
+    in its docstring.
+
+    Raises:
+        ValueError: naming ``name`` when ``value`` is an array, not an integer, or outside
+            ``[lo, hi]``.
+
+    Example:
+        >>> grid_size("n", [3, 4], 2, 10)
+        Traceback (most recent call last):
+        ...
+        ValueError: n must be a single integer in [2, 10] (got an array of shape (2,))
+    """
+    where = f"[{lo}, {hi}]"
+    if np.ndim(value) != 0:
+        raise ValueError(
+            f"{name} must be a single integer in {where} (got an array of shape {np.shape(value)})"
+        )
+    arr, big = _as_count(name, value)
+    x = float(arr)
+    if big.any() or not (np.isfinite(x) and x == round(x) and lo <= x <= hi):
+        shown = "an integer beyond the float64 range" if big.any() else f"{x:g}"
+        raise ValueError(f"{name} must be an integer in {where} (got {shown})")
+    return int(x)
+
+
+def scalar(name: str, value: FloatArray) -> float:
+    """``float(value)`` for a 0-d array; an array raises a :class:`ValueError` naming ``name``."""
+    if value.ndim != 0:
+        raise ValueError(f"{name} must be a single number (got an array of shape {value.shape})")
+    return float(value)
 
 
 def broadcast(names: Sequence[str], *values: FloatArray) -> tuple[FloatArray, ...]:

@@ -19,6 +19,11 @@ with characteristic polynomial
 
 The "total momentum" ``1 - (1 - mu_l)/M`` (the coefficient of ``Delta_t`` after dropping the
 ``Delta_{t-1}`` term) is only a first-order approximation of these dynamics.
+
+Counts: ``lag``, ``tau`` and ``n_workers`` may be Python integers of any size; one beyond the
+float64 range gives the limit of the formula (e.g. ``staleness_pmf(10**400, 8) == 0.0``,
+``implicit_momentum(10**400) == 1.0``). The searches bound their grids: ``n_h``, ``n_grid``,
+``n_alpha`` are single integers up to ``1024``, and ``n_alpha * n_h * n_grid <= 2^22``.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
 from theory._validate import (
+    FLOAT_MAX,
     FloatArray,
     broadcast,
+    count,
     elementwise,
-    in_range,
+    grid_size,
     integer,
     momentum,
     ordered,
@@ -55,8 +62,17 @@ __all__ = [
 ]
 
 
+_MAX_GRID = 1024  # n_h, n_grid, n_alpha: at most 1024^2 companion matrices (75 MB) per grid
+_MAX_TUNING_WORK = 1 << 22  # n_alpha * n_h * n_grid of one optimal_async_tuning search
+
+
+def _shown_count(x: float) -> str:
+    return "an integer beyond float64" if np.isinf(x) else f"{x:g}"
+
+
 def _workers(n_workers: ArrayLike) -> FloatArray:
-    return in_range("n_workers", n_workers, 1.0, np.inf)
+    """``M >= 1``; a Python integer beyond float64 is ``inf`` (the limit, ``q = 1``)."""
+    return count("n_workers", n_workers, 1.0)
 
 
 def staleness_pmf(lag: ArrayLike, n_workers: ArrayLike) -> FloatArray:
@@ -182,12 +198,17 @@ def async_spectral_radius(
 
     Vectorised with the eigenvalues of the ``3 x 3`` companion matrices. The mean dynamics converge
     iff the result is ``< 1``. With ``M = 1`` it reduces to heavy ball with ``(alpha, mu_l)``.
+    Where ``alpha h / M`` lies beyond float64 the polynomial has a root beyond it: ``inf``.
 
     Example:
         >>> round(float(async_spectral_radius(1.0, 0.25, 1.0, 1)), 12)
         0.5
     """
-    return np.abs(_companion_roots(async_char_poly(alpha, mu_l, h, n_workers))).max(axis=-1)
+    coeffs = async_char_poly(alpha, mu_l, h, n_workers)
+    finite = np.all(np.isfinite(coeffs), axis=-1)
+    safe = np.where(finite[..., None], coeffs, np.array([1.0, 0.0, 0.0, 0.0]))
+    radius = np.abs(_companion_roots(safe)).max(axis=-1)
+    return np.where(finite, radius, np.inf)  # alpha h / M beyond float64: a root beyond it too
 
 
 def mean_stability_limit(n_workers: ArrayLike) -> FloatArray:
@@ -201,7 +222,8 @@ def mean_stability_limit(n_workers: ArrayLike) -> FloatArray:
         >>> float(mean_stability_limit(1))
         2.0
     """
-    return 2.0 * (2.0 * _workers(n_workers) - 1.0)
+    with np.errstate(over="ignore"):  # beyond float64 (M above ~4.5e307): inf
+        return 2.0 * (2.0 * _workers(n_workers) - 1.0)
 
 
 def fixed_delay_limit(tau: ArrayLike) -> FloatArray:
@@ -276,8 +298,8 @@ def optimal_explicit_momentum(
         h_min: smallest curvature ``> 0``.
         h_max: largest curvature ``>= h_min``.
         n_workers: number of workers ``M >= 1``.
-        n_h: curvatures sampled in ``[h_min, h_max]`` (``>= 2``).
-        n_grid: momenta in the initial grid (``>= 3``).
+        n_h: curvatures sampled in ``[h_min, h_max]``, a single integer in ``[2, 1024]``.
+        n_grid: momenta in the initial grid, a single integer in ``[3, 1024]``.
 
     Returns:
         ``(mu_l, rate)``: the optimal explicit momentum and the worst-case spectral radius there;
@@ -299,8 +321,8 @@ def optimal_explicit_momentum(
     names = ("alpha", "h_min", "h_max", "n_workers")
     a, lo, hi, m = broadcast(names, a, lo, hi, m)
     ordered("h_min", lo, "h_max", hi)
-    n_h_ = int(integer("n_h", n_h, 2))
-    n_grid_ = int(integer("n_grid", n_grid, 3))
+    n_h_ = grid_size("n_h", n_h, 2, _MAX_GRID)
+    n_grid_ = grid_size("n_grid", n_grid, 3, _MAX_GRID)
     return elementwise(
         lambda *args: _explicit_momentum_one(*args, n_h_, n_grid_),
         names,
@@ -315,7 +337,7 @@ def _async_tuning_one(
     def inner(log_alpha: float) -> tuple[float, float]:
         return _explicit_momentum_one(np.exp(log_alpha), lo, hi, m, n_h, n_grid)
 
-    grid = np.linspace(np.log(0.01 / hi), np.log(4.0 * m / hi), n_alpha)
+    grid = np.linspace(np.log(0.01) - np.log(hi), np.log(4.0) + np.log(m) - np.log(hi), n_alpha)
     vals = np.array([inner(g)[1] for g in grid])
     i = int(np.argmin(vals))
     res = minimize_scalar(
@@ -355,9 +377,14 @@ def optimal_async_tuning(
         h_min: smallest curvature ``> 0``.
         h_max: largest curvature ``>= h_min``.
         n_workers: number of workers ``M >= 1``.
-        n_alpha: learning rates in the initial grid (``>= 3``).
-        n_h: curvatures sampled in the spectrum (``>= 2``).
-        n_grid: momenta in the inner grid (``>= 3``).
+        n_alpha: learning rates in the initial grid, a single integer in ``[3, 1024]``.
+        n_h: curvatures sampled in the spectrum, a single integer in ``[2, 1024]``.
+        n_grid: momenta in the inner grid, a single integer in ``[3, 1024]``; the product
+            ``n_alpha * n_h * n_grid`` is at most ``2^22``.
+
+    Raises:
+        ValueError: naming ``n_workers`` and ``h_max`` when the end ``4 M / h_max`` of the
+            learning-rate search lies beyond float64, and ``h_max`` when ``0.01 / h_max`` does.
 
     Returns:
         ``(alpha, mu_l, rate)``: Python floats when every array argument is a scalar, else
@@ -374,9 +401,30 @@ def optimal_async_tuning(
     names = ("h_min", "h_max", "n_workers")
     lo, hi, m = broadcast(names, lo, hi, m)
     ordered("h_min", lo, "h_max", hi)
-    n_alpha_ = int(integer("n_alpha", n_alpha, 3))
-    n_h_ = int(integer("n_h", n_h, 2))
-    n_grid_ = int(integer("n_grid", n_grid, 3))
+    n_alpha_ = grid_size("n_alpha", n_alpha, 3, _MAX_GRID)
+    n_h_ = grid_size("n_h", n_h, 2, _MAX_GRID)
+    n_grid_ = grid_size("n_grid", n_grid, 3, _MAX_GRID)
+    if n_alpha_ * n_h_ * n_grid_ > _MAX_TUNING_WORK:
+        raise ValueError(
+            f"n_alpha * n_h * n_grid must be at most {_MAX_TUNING_WORK} "
+            f"(got {n_alpha_} * {n_h_} * {n_grid_} = {n_alpha_ * n_h_ * n_grid_})"
+        )
+    with np.errstate(divide="ignore"):
+        top = np.log(4.0) + np.log(m) - np.log(hi)  # log of the search's largest alpha
+    if np.any(np.log(0.01) - np.log(hi) > np.log(FLOAT_MAX)):
+        bad = float(hi[np.log(0.01) - np.log(hi) > np.log(FLOAT_MAX)].flat[0])
+        raise ValueError(
+            f"h_max must be at least {0.01 / FLOAT_MAX:.4g} so that the learning-rate search "
+            f"[0.01 / h_max, 4 n_workers / h_max] lies in float64 (got {bad:g})"
+        )
+    if np.any(top > np.log(FLOAT_MAX)):
+        i = np.flatnonzero(np.ravel(top > np.log(FLOAT_MAX)))[0]
+        raise ValueError(
+            f"n_workers / h_max must be at most {FLOAT_MAX / 4:.4g} so that the learning-rate "
+            "search [0.01 / h_max, 4 n_workers / h_max] lies in float64 "
+            f"(got n_workers={_shown_count(float(np.ravel(m)[i]))}, "
+            f"h_max={float(np.ravel(hi)[i]):g})"
+        )
     return elementwise(
         lambda *args: _async_tuning_one(*args, n_alpha_, n_h_, n_grid_),
         names,

@@ -26,6 +26,8 @@ Derivative = Callable[[FloatArray], ArrayLike]
 __all__ = ["curvature_range", "generalized_curvature", "robust_on_interval"]
 
 _TIE_ULPS = 8.0
+FLOAT_MAX = float(np.finfo(np.float64).max)
+_MAX_N = 10**6  # grid size of the curvature search: at most 8 MB per grid array
 
 
 def _call(fprime: Derivative, x: FloatArray) -> FloatArray:
@@ -66,7 +68,13 @@ def generalized_curvature(fprime: Derivative, x_star: float, x: ArrayLike) -> Fl
     flat = np.atleast_1d(x).astype(np.float64)
     at_min = flat == x_star
     safe = np.where(at_min, x_star + 1.0, flat)
-    h = _call(fprime, safe) / (safe - x_star)
+    with np.errstate(over="ignore"):  # x - x* beyond float64: halve both (exact) instead
+        dx = safe - x_star
+        h = np.where(
+            np.isinf(dx),
+            (0.5 * _call(fprime, safe)) / (0.5 * safe - 0.5 * x_star),
+            _call(fprime, safe) / np.where(np.isinf(dx), 1.0, dx),
+        )
     if np.any(at_min):
         step = np.cbrt(np.finfo(np.float64).eps) * max(1.0, abs(x_star))
         fp = _call(fprime, np.array([x_star + step, x_star - step]))
@@ -92,11 +100,13 @@ def _refine(h: Callable[[float], float], grid: FloatArray, i: int, sign: float) 
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     if hi <= lo:
         return sign * h(float(grid[i]))
+    # ends whose sum leaves float64 (|x| near 1.8e308): search over x / 2 (halving is exact)
+    scale = 1.0 if max(abs(lo), abs(hi)) < 0.5 * FLOAT_MAX else 2.0
     res = minimize_scalar(
-        lambda s: sign * h(s),
-        bounds=(lo, hi),
+        lambda s: sign * h(scale * s),
+        bounds=(lo / scale, hi / scale),
         method="bounded",
-        options={"xatol": 1e-12 * max(1.0, abs(hi))},
+        options={"xatol": 1e-12 * max(1.0, abs(hi)) / scale},
     )
     return float(res.fun)
 
@@ -104,7 +114,13 @@ def _refine(h: Callable[[float], float], grid: FloatArray, i: int, sign: float) 
 def _range_one(
     fprime: Derivative, x_star: float, lo: float, hi: float, n: int
 ) -> tuple[float, float]:
-    grid = np.linspace(lo, hi, n)
+    with np.errstate(over="ignore"):
+        wide = not np.isfinite(hi - lo)
+    if wide:  # hi - lo beyond float64: weights instead of a step, clipped against rounding
+        s = np.linspace(0.0, 1.0, n)
+        grid = np.clip(lo * (1.0 - s) + hi * s, lo, hi)
+    else:
+        grid = np.linspace(lo, hi, n)
     if lo < x_star < hi:
         grid = np.unique(np.append(grid, x_star))
     values = generalized_curvature(fprime, x_star, grid)
@@ -140,7 +156,7 @@ def curvature_range(
         x_star: minimiser of ``f`` (finite).
         lo: left end of the interval (finite).
         hi: right end, ``> lo`` (finite).
-        n: grid size, ``>= 2``.
+        n: grid size, a single integer in ``[2, 10^6]``.
 
     Returns:
         ``(h_min, h_max)``: Python floats when ``x_star``, ``lo`` and ``hi`` are scalars, else
@@ -157,7 +173,7 @@ def curvature_range(
         names, v.as_finite("x_star", x_star), v.as_finite("lo", lo), v.as_finite("hi", hi)
     )
     _check_ends(lo_, hi_)
-    n_ = int(v.integer("n", n, lo=2))
+    n_ = v.grid_size("n", n, 2, _MAX_N)
     return v.elementwise(
         lambda xs, a, b: _range_one(fprime, xs, a, b, n_),
         names,
@@ -203,7 +219,7 @@ def robust_on_interval(
         x_star: minimiser of ``f``.
         lo: left end of the interval.
         hi: right end, ``> lo``.
-        n: grid size of :func:`curvature_range`.
+        n: grid size of :func:`curvature_range` (a single integer in ``[2, 10^6]``).
 
     Returns:
         A Python ``bool`` when every array argument is a scalar, else a boolean array of the
@@ -227,7 +243,7 @@ def robust_on_interval(
         v.as_finite("hi", hi),
     )
     _check_ends(arrays[3], arrays[4])
-    n_ = int(v.integer("n", n, lo=2))
+    n_ = v.grid_size("n", n, 2, _MAX_N)
     (out,) = v.elementwise(
         lambda a, m, xs, l, h: _robust_one(a, m, fprime, xs, l, h, n_), names, arrays, (bool,)
     )

@@ -20,6 +20,12 @@ Numerics: for ``mu >= 0`` the discriminant is evaluated factored,
 *relative* error in each factor instead of the absolute ``eps b^2`` error of ``b^2 - 4 mu``; for
 ``mu < 0`` both terms of ``b^2 + 4 |mu|`` are positive. The larger root is
 ``q = (b + sign(b) sqrt(D)) / 2`` (no cancellation) and the smaller one ``mu / q`` (Vieta).
+
+Range: where ``D`` itself lies beyond float64 (``|b|`` or ``alpha h`` above ``~1e154``) its root
+is taken from the factors, ``sqrt|(1 - s)^2 - a| sqrt|(1 + s)^2 - a|`` or
+``hypot(b, 2 sqrt|mu|)``, so radii and roots stay finite wherever they are themselves in range
+(e.g. ``spectral_radius(0.5, 1e308, 1.0)`` is ``1e308``); a result beyond the range is ``inf``.
+No function here emits a floating-point warning or returns NaN for accepted input.
 """
 
 from __future__ import annotations
@@ -91,11 +97,27 @@ def _edges(mu: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 
 def _discriminant(a: FloatArray, mu: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Return ``(b, D)``: ``b = 1 + mu - a``, ``D = b^2 - 4 mu`` (factored for ``mu >= 0``)."""
-    b = 1.0 + mu - a
-    lo, hi = _edges(mu)
-    d = np.where(mu >= 0.0, (lo - a) * (hi - a), b * b - 4.0 * mu)
+    """Return ``(b, D)``: ``b = 1 + mu - a``, ``D = b^2 - 4 mu`` (factored for ``mu >= 0``).
+
+    ``D`` beyond float64 is ``+inf`` (its sign is exact); use :func:`_root_disc` for its root.
+    """
+    with np.errstate(over="ignore"):
+        b = 1.0 + mu - a
+        lo, hi = _edges(mu)
+        d = np.where(mu >= 0.0, (lo - a) * (hi - a), b * b + 4.0 * np.abs(mu))
     return b, d
+
+
+def _root_disc(a: FloatArray, mu: FloatArray, b: FloatArray, d: FloatArray) -> FloatArray:
+    """``sqrt|D|``; where ``D`` overflowed, from its factors (finite whenever the root is)."""
+    with np.errstate(over="ignore"):
+        lo, hi = _edges(mu)
+        split = np.where(
+            mu >= 0.0,
+            np.sqrt(np.abs(lo - a)) * np.sqrt(np.abs(hi - a)),
+            np.hypot(b, 2.0 * np.sqrt(np.abs(mu))),
+        )
+    return np.where(np.isfinite(d), np.sqrt(np.abs(d)), split)
 
 
 def transition_matrix(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> FloatArray:
@@ -117,7 +139,8 @@ def transition_matrix(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> FloatArr
     """
     alpha, mu, h = _inputs(alpha, mu, h)
     out = np.zeros((*alpha.shape, 2, 2))
-    out[..., 0, 0] = 1.0 + mu - alpha * h
+    with np.errstate(over="ignore"):  # an entry beyond float64 is -inf (a divergent point)
+        out[..., 0, 0] = 1.0 + mu - _product(alpha, h)
     out[..., 0, 1] = -mu
     out[..., 1, 0] = 1.0
     return out
@@ -126,9 +149,10 @@ def transition_matrix(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> FloatArr
 def _roots(a: FloatArray, mu: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Return ``(b, D, z_big, z_small)``: roots of ``z^2 - b z + mu`` for ``D >= 0`` (else NaN)."""
     b, d = _discriminant(a, mu)
-    sq = np.sqrt(np.maximum(d, 0.0))
+    sq = np.where(d >= 0.0, _root_disc(a, mu, b, d), 0.0)
     sign = np.where(b >= 0.0, 1.0, -1.0)
-    q = 0.5 * (b + sign * sq)
+    with np.errstate(over="ignore"):  # halves first: q overflows only if it is beyond float64
+        q = 0.5 * b + sign * (0.5 * sq)
     with np.errstate(divide="ignore", invalid="ignore"):
         small = np.where(q != 0.0, mu / np.where(q != 0.0, q, 1.0), 0.0)
     real = d >= 0.0
@@ -155,8 +179,9 @@ def eigenvalues(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.com
         [0.5j, -0.5j]
     """
     alpha, mu, h = _inputs(alpha, mu, h)
-    b, d, big, small = _roots(_product(alpha, h), mu)
-    im = 0.5 * np.sqrt(np.maximum(-d, 0.0))
+    a = _product(alpha, h)
+    b, d, big, small = _roots(a, mu)
+    im = 0.5 * np.where(d < 0.0, _root_disc(a, mu, b, d), 0.0)
     complex_ = d < 0.0
     z1 = np.where(complex_, 0.5 * b + 1j * im, big)
     z2 = np.where(complex_, 0.5 * b - 1j * im, small)
@@ -176,23 +201,30 @@ def spectral_radius(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> FloatArray
         h: curvature, ``> 0``.
 
     Returns:
-        Float64 array of the broadcast shape; ``inf`` where ``alpha h`` exceeds the float64
-        range (a divergent point whose radius, about ``alpha h``, is not representable).
+        Float64 array of the broadcast shape; ``inf`` only where the radius itself exceeds the
+        float64 range (e.g. ``alpha h`` beyond it: a divergent point of radius about ``alpha h``).
+        A radius that rounds to 1 (``alpha h`` below about ``eps (1 - mu)``, where
+        ``x - alpha h x`` rounds to ``x`` in float64) is returned as 1.
 
     Example:
         >>> float(spectral_radius(1.0, 0.81, 1.0))  # robust: sqrt(mu)
         0.9
     """
     alpha, mu, h = _inputs(alpha, mu, h)
-    b, d = _discriminant(_product(alpha, h), mu)
-    real = 0.5 * (np.abs(b) + np.sqrt(np.maximum(d, 0.0)))
+    a = _product(alpha, h)
+    b, d = _discriminant(a, mu)
+    with np.errstate(over="ignore"):  # halves first: inf only when the radius is beyond float64
+        real = 0.5 * np.abs(b) + 0.5 * np.where(d >= 0.0, _root_disc(a, mu, b, d), 0.0)
     return np.where(d < 0.0, np.sqrt(np.maximum(mu, 0.0)), real)
 
 
 def is_stable(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.bool_]:
     """Stability (spectral radius ``< 1``): ``|mu| < 1`` and ``0 < alpha h < 2 (1 + mu)``.
 
-    Polyak (1964); Zhang & Mitliagkas (arXiv 1706.03471), Sec. 2.
+    Polyak (1964); Zhang & Mitliagkas (arXiv 1706.03471), Sec. 2. Decided in exact arithmetic
+    (``alpha, h > 0`` gives ``alpha h > 0`` even where the float64 product underflows), so it can
+    be ``True`` where :func:`spectral_radius` rounds to 1; a float64 rate agrees with
+    ``spectral_radius(...) < 1``.
 
     Args:
         alpha: learning rate, ``> 0``.
@@ -208,7 +240,8 @@ def is_stable(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.bool_
     """
     alpha, mu, h = _inputs(alpha, mu, h)
     a = _product(alpha, h)
-    return (np.abs(mu) < 1.0) & (a < 2.0 * (1.0 + mu))
+    with np.errstate(over="ignore"):  # 2 (1 + mu) beyond float64 only where |mu| >= 1
+        return (np.abs(mu) < 1.0) & (a < 2.0 * (1.0 + mu))
 
 
 def regime(alpha: ArrayLike, mu: ArrayLike, h: ArrayLike) -> NDArray[np.str_]:
@@ -353,7 +386,8 @@ def polyak_tuning(h_min: ArrayLike, h_max: ArrayLike) -> tuple[FloatArray, Float
     h_max = v.positive("h_max", h_max)
     h_min, h_max = v.broadcast(("h_min", "h_max"), h_min, h_max)
     v.ordered("h_min", h_min, "h_max", h_max)
-    polyak = _polyak(h_min, h_max)
+    with np.errstate(over="ignore"):  # alpha* beyond float64 (h_max below ~2e-308): inf
+        polyak = _polyak(h_min, h_max)
     return polyak.alpha, polyak.sqrt_mu**2
 
 

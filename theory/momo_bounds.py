@@ -117,7 +117,8 @@ def momo_distance_certificate(
         lower_bound: ``f_*`` (finite), the interpolation value passed to MoMo.
 
     Returns:
-        The bound on ``||x_{k+1} - x*||^2``, broadcast over the arguments.
+        The bound on ``||x_{k+1} - x*||^2``, broadcast over the arguments; ``-inf`` where the
+        decrease lies beyond float64.
 
     Example:
         >>> float(momo_distance_certificate(4.0, 0.5, 3.0, 1.0))
@@ -128,7 +129,9 @@ def momo_distance_certificate(
     h = as_finite("model_value", model_value)
     lb = as_finite("lower_bound", lower_bound)
     d, t, h, lb = broadcast(("dist_sq", "step", "model_value", "lower_bound"), d, t, h, lb)
-    return d - t * np.maximum(h - lb, 0.0)
+    with np.errstate(over="ignore"):  # a decrease beyond float64: -inf (no step: none at all)
+        gap = np.maximum(h - lb, 0.0)
+        return d - np.where((t == 0.0) | (gap == 0.0), 0.0, t * gap)
 
 
 def momo_certificate_slack(
@@ -240,7 +243,7 @@ def momo_sqrt_k_bound(
         alpha: learning-rate cap ``> 0``.
         grad_bound: ``G >= 0`` with ``||g_k|| <= G`` along the run.
         beta: momentum in ``[0, 1)``.
-        iterations: ``K >= 1``.
+        iterations: ``K >= 1``; a Python integer beyond float64 gives the limit, 0.
         iterate_average: bound ``E f(xbar_K) - f_*`` instead of the averaged losses.
 
     Example:
@@ -254,6 +257,9 @@ def momo_sqrt_k_bound(
     k = integer("iterations", iterations, 1)
     names = ("dist0_sq", "alpha", "grad_bound", "beta", "iterations")
     d2, a, g, b, k = broadcast(names, d2, a, g, b, k)
-    with np.errstate(under="ignore", over="ignore"):
-        bound = d2 / a / k + g * np.sqrt(d2) / ((1.0 - b) * np.sqrt(k))
-    return bound / (1.0 - b) if iterate_average else bound
+    limit = np.isinf(k)  # K beyond float64: the limit K -> inf, 0
+    k = np.where(limit, 1.0, k)
+    with np.errstate(under="ignore", over="ignore"):  # a bound beyond float64 is inf
+        bound = d2 / a / k + g * (np.sqrt(d2) / ((1.0 - b) * np.sqrt(k)))
+        bound = np.where(limit, 0.0, bound)
+        return bound / (1.0 - b) if iterate_average else bound

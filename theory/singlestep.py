@@ -114,7 +114,8 @@ def singlestep_objective(
 ) -> FloatArray:
     """SingleStep surrogate ``mu D^2 + alpha^2 C`` with ``alpha = (1 - sqrt(mu))^2 / h_min``.
 
-    Zhang & Mitliagkas (arXiv 1706.03471), Eq. (15).
+    Zhang & Mitliagkas (arXiv 1706.03471), Eq. (15). A term beyond float64 is ``inf``; a term
+    with a zero factor is 0 (never ``0 * inf``).
 
     Args:
         mu: momentum in ``[0, 1]``.
@@ -130,8 +131,13 @@ def singlestep_objective(
     grad_var = v.nonnegative("grad_var", grad_var)
     dist_to_opt = v.nonnegative("dist_to_opt", dist_to_opt)
     h_min = v.positive("h_min", h_min)
-    alpha = ((1.0 - mu) / (1.0 + np.sqrt(mu))) ** 2 / h_min
-    return mu * dist_to_opt**2 + alpha**2 * grad_var
+    with np.errstate(over="ignore", under="ignore"):  # terms beyond float64 are inf
+        alpha = ((1.0 - mu) / (1.0 + np.sqrt(mu))) ** 2 / h_min
+        no_dist = (mu == 0.0) | (dist_to_opt == 0.0)
+        no_noise = (alpha == 0.0) | (grad_var == 0.0)
+        dist_term = np.where(no_dist, 0.0, mu * np.where(no_dist, 1.0, dist_to_opt) ** 2)
+        noise_term = np.where(no_noise, 0.0, np.where(no_noise, 1.0, alpha) ** 2 * grad_var)
+        return dist_term + noise_term
 
 
 def _scaled_p(

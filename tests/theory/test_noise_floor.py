@@ -173,7 +173,7 @@ def test_nqm_spectrum_and_total_floor() -> None:
         ),
         (lambda: stationary_loss(0.1, np.nan, 1.0, 1.0), "mu", "(-1, 1)"),
         (lambda: second_moment_operator(0.1, 0.5, 0.0), "h", "(0, inf)"),
-        (lambda: nqm_spectrum(0), "dim", "an integer >= 1"),
+        (lambda: nqm_spectrum(0), "dim", "an integer in [1, 10000000]"),
         (lambda: nqm_spectrum(5, p=0.0), "p", "(0, inf)"),
         (lambda: nqm_spectrum(5, batch_size=0), "batch_size", "(0, inf)"),
         (
