@@ -12,6 +12,13 @@ beyond the range shows ``p = inf`` and still solves (the root ``sqrt(mu) ~ 1/p``
 or 0). When a quantity the answer is built from overflows (the robust interval's ends in
 ``region``, SingleStep's ``alpha``), the input is rejected, naming the curvature that is too small
 and the range that works.
+
+Stability in ``rate``. ``stable`` is ``radius < 1`` for the float64 radius shown, so the two never
+disagree. Where ``1 - radius`` lies below float64 resolution (``alpha h`` below about
+``eps (1 - mu) / 2``, e.g. ``alpha = h = 1e-308``, whose product underflows to 0) the radius
+rounds to 1 and the answer is "not stable, does not converge": heavy ball run in float64 does not
+move there either (``x - alpha h x`` rounds to ``x``). In exact arithmetic such a point is stable
+(:func:`theory.is_stable`), at a rate no float64 computation can resolve; the verdict says so.
 """
 
 from __future__ import annotations
@@ -211,13 +218,18 @@ def _rate(alpha: float, mu: float, h: float, as_json: bool) -> None:
         "h": h,
         "radius": rho,
         "regime": kind,
-        "stable": bool(theory.is_stable(alpha, mu, h)),
+        "stable": rho < 1.0,  # the radius shown decides (module docstring, "Stability")
         "eig1_re": float(z[0].real),
         "eig1_im": float(z[0].imag),
         "eig2_re": float(z[1].real),
         "eig2_im": float(z[1].imag),
     }
     verdict = f"{kind}: radius {rho:.6g}" + (" (converges)" if rho < 1 else " (does not converge)")
+    if rho == 1.0 and bool(theory.is_stable(alpha, mu, h)):
+        verdict = (
+            f"{kind}: radius rounds to 1 in float64 (1 - radius is below float64 resolution: "
+            "stable only in exact arithmetic; does not converge in float64)"
+        )
     if not math.isfinite(rho):  # alpha*h beyond float64: divergent, radius ~ alpha*h
         verdict = f"{kind}: radius beyond float64 (alpha*h overflows; does not converge)"
     _emit("heavy-ball rate", rows, verdict, as_json)

@@ -303,3 +303,16 @@ def test_readme_theory_examples_run(capsys) -> None:
         if status == 2:
             err = captured.err.strip()
             assert err.startswith("momlab: error: ") and "\n" not in err, err
+
+
+@pytest.mark.parametrize(("alpha", "h"), [("1e-308", "1e-308"), ("1e-10", "1e-10")])
+def test_rate_stable_agrees_with_a_radius_that_rounds_to_1(capsys, alpha: str, h: str) -> None:
+    """alpha h = 1e-616 (underflows to 0) or 1e-20 (below resolution): the radius rounds to 1,
+    so the answer is "not stable, does not converge", as a float64 heavy ball behaves."""
+    out = _quiet_json(capsys, ["theory", "rate", "--alpha", alpha, "--mu", "0.5", "--h", h])
+    assert out["radius"] == 1.0 and out["regime"] == "lazy"
+    assert out["stable"] is False
+    assert "does not converge" in out["verdict"] and "exact arithmetic" in out["verdict"]
+    # a lazy point whose radius is resolved: stable, and the verdict says it converges
+    out = _quiet_json(capsys, ["theory", "rate", "--alpha", "1e-6", "--mu", "0.5", "--h", "1"])
+    assert out["radius"] < 1.0 and out["stable"] is True and "(converges)" in out["verdict"]
