@@ -14,6 +14,11 @@ compare like with like on the same (possibly shared) machine:
    jitted scan, both timed), the fast simulator vmapped over seeds, and a straightforward Python
    event loop (``heapq`` of worker completion times, a NumPy gradient per update, a list of past
    iterates). Unit: worker-updates per second.
+3. Sweeps past one device (:mod:`benchmarks._bench_sharding`, each in a fresh subprocess): the
+   scaling efficiency of ``simulators.sweep`` from 1 to 2 forced CPU devices (coordinate-steps/s
+   per device against linear), a chunked 2-D heavy-ball sweep against the same sweep in one call
+   (throughput and peak resident memory against the stated bound), and the exact asynchronous
+   simulator at ``d = 1e4`` with ``M = 256`` against ``M = 16`` workers (worker-updates/s).
 
 Each timing is the best over ``repeats`` interleaved rounds (every contender once per round, so a
 slow period of a shared machine hits all alike) after one compile/warm-up call; best-of is the
@@ -44,13 +49,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import _bench_sharding
 from optimizers import heavy_ball
 from simulators import quadratic, sweep
 from simulators.asynchrony import geometric, simulate_async_exact, simulate_async_fast
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulators.json"
 # sweep_vs_numpy: simulators.sweep (warm) against the plain NumPy loop, in coordinate-steps/s
-TARGETS = {"sweep_vs_numpy": 20.0, "fast_updates_per_s": 1e6, "exact_updates_per_s": 1e5}
+# scaling_efficiency: rate on 2 devices / (2 x rate on 1); chunked_slowdown: unchunked / chunked
+TARGETS = {
+    "sweep_vs_numpy": 20.0,
+    "fast_updates_per_s": 1e6,
+    "exact_updates_per_s": 1e5,
+    "scaling_efficiency": 0.8,
+    "chunked_slowdown": 1.2,
+}
 
 
 def interleaved_best(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
@@ -321,23 +334,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         async_sizes |= {"loop_steps": 50_000, "repeats": 5}
     sw = bench_sweep(**sizes)
     asy = bench_async(**async_sizes)
+    shard = _bench_sharding.bench(args.quick)
+    chunk = shard["chunked_sweep"]
     payload = {
         "quick": bool(args.quick),
         "environment": environment(),
         "method": "best of interleaved rounds after one warm-up call (see the module docstring)",
         "heavy_ball_sweep": sw,
         "async": asy,
+        "sharding": shard,
         "targets": TARGETS,
         "meets_targets": {
             "sweep_vs_numpy": sw["sweep_ratio_vs_plain_loop"] >= TARGETS["sweep_vs_numpy"],
             "fast_updates_per_s": asy["fast"]["updates_per_s"] >= TARGETS["fast_updates_per_s"],
             "exact_updates_per_s": asy["exact"]["updates_per_s"] >= TARGETS["exact_updates_per_s"],
+            "scaling_efficiency": shard["scaling_1_to_2_cpu_devices"]["efficiency"]
+            >= TARGETS["scaling_efficiency"],
+            "chunked_slowdown": chunk["unchunked_vs_chunked_throughput"]
+            * TARGETS["chunked_slowdown"]
+            >= 1.0,
+            "chunked_peak_within_bound": chunk["chunked"]["within_bound"],
         },
     }
     write_atomic(args.out, payload)
     print(
         json.dumps(
-            {k: payload[k] for k in ("heavy_ball_sweep", "async", "meets_targets")}, indent=2
+            {k: payload[k] for k in ("heavy_ball_sweep", "async", "sharding", "meets_targets")},
+            indent=2,
         )
     )
     return payload

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -27,6 +29,7 @@ noise_std = 0.1
 learning_rate = { start = 0.05, stop = 2.0, num = 5, log = true }
 momentum = [0.0, 0.9]
 """
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_config_file_runs_the_same_sweep(tmp_path: Path, capsys) -> None:
@@ -88,3 +91,23 @@ def test_process_options_need_distributed(tmp_path: Path, capsys) -> None:
     cfg.write_text(TINY)
     assert cli.main(["sweep", "run", str(cfg), "--process-id", "1"]) == 2
     assert "--distributed" in capsys.readouterr().err
+
+
+def test_sweep_help_imports_none_of_the_scientific_stack() -> None:
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from experiments import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    codes = [cli.main(['sweep', '--help']), cli.main(['sweep', 'run', '--help']),\n"
+        "             cli.main(['sweep', 'example'])]\n"
+        "heavy = [m for m in ('jax', 'scipy', 'matplotlib', 'optax') if m in sys.modules]\n"
+        "print(json.dumps({'codes': codes, 'heavy': heavy, 'out': out.getvalue()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["codes"] == [0, 0, 0]
+    assert result["heavy"] == []
+    assert "--distributed" in result["out"] and "[grid]" in result["out"]
