@@ -119,7 +119,10 @@ def _pages() -> list[Path]:
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_examples_print_what_the_page_shows(page: Path, capsys: pytest.CaptureFixture) -> None:
+def test_examples_print_what_the_page_shows(
+    page: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # paths in the examples are relative to the repository root
     text = page.read_text(encoding="utf-8")
     name = str(page.relative_to(ROOT))
     ran = 0
