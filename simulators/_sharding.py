@@ -115,7 +115,12 @@ def auto_chunk_size(bytes_per_row: int, mesh: Mesh) -> int:
 
 
 def process_block(n: int, index: int, count: int) -> tuple[int, int]:
-    """First row and row count ``b = ceil(n / count)`` of process ``index`` (may pass ``n``)."""
+    """First row and row count ``b = ceil(n / count)`` of process ``index`` (may pass ``n``).
+
+    Example:
+        >>> [process_block(10, i, 3) for i in range(3)]
+        [(0, 4), (4, 4), (8, 4)]
+    """
     block = -(-n // count)
     return index * block, block
 
@@ -150,6 +155,13 @@ def map_rows(
 
     Returns:
         The pytree of NumPy arrays with ``n`` leading rows, in row order, on every process.
+
+    Example:
+        >>> rows = {"x": np.arange(5.0)}
+        >>> out = map_rows(lambda m, b: {"y": 2 * b["x"]}, rows, mesh=config_mesh(),
+        ...                bytes_per_row=8, chunk_size=2)
+        >>> out["y"].tolist()
+        [0.0, 2.0, 4.0, 6.0, 8.0]
     """
     n = len(next(iter(rows.values())))
     nd = mesh.size
