@@ -23,6 +23,7 @@ from optimizers._common import (
     tree_sq_norm,
     value_ok,
 )
+from optimizers._curvature_oracle import curvature_run, curvature_smooth
 from optimizers.feedback import (
     SensorConvention,
     feedback_update,
@@ -31,7 +32,13 @@ from optimizers.feedback import (
     sensor_step,
 )
 from optimizers.singlestep_jax import single_step
-from optimizers.yellowfin_oracles import oracle_init, oracle_update
+from optimizers.yellowfin_oracles import (
+    debias_factor,
+    hold_statistics,
+    oracle_init,
+    oracle_update,
+    proxy_h_max,
+)
 from optimizers.yellowfin_state import (
     YELLOWFIN_STATIC_ARGS,
     YellowFinLoopState,
@@ -83,6 +90,10 @@ def yellowfin(
     max_staleness: int | None = None,
     sensor_min_denominator: float | None = None,
     sensor_key: int | jax.Array | None = None,
+    curvature: Literal["gradient_norm", "hessian"] = "gradient_norm",
+    curvature_every: int | None = None,
+    lanczos_steps: int | None = None,
+    distance: Literal["gradient_norm", "hessian"] = "gradient_norm",
     eps: float = 1e-6,
 ) -> optax.GradientTransformationExtraArgs:
     """YellowFin (Zhang & Mitliagkas, arXiv 1706.03471, Algorithm 1) as an optax transformation.
@@ -119,8 +130,25 @@ def yellowfin(
     SingleStep is solved in-graph by safeguarded Newton iterations (``singlestep_jax``), exact
     to float32 precision for p in [1e-8, 1e12] where the official closed form cancels.
 
+    Curvature from Hessian-vector products (``curvature="hessian"``, beyond the paper): h_min and
+    h_max become the extreme Ritz values of ``lanczos_steps`` = m Lanczos steps on the Hessian of
+    ``update(..., loss_fn=f)`` (f: params -> minibatch loss, the loss whose gradient is passed),
+    run every ``curvature_every`` = k measured steps, warm-started from the previous Ritz vectors,
+    and smoothed as the window extremes are (EMA of log(max(theta, 0) + eps), debiased): negative
+    curvature counts as zero. See ``optimizers._curvature_oracle``. Cost: one linearisation plus m
+    Hessian-vector products every k steps, i.e. about (1 + 2 m) / k gradient evaluations per
+    step on top of the one the caller makes (3 for k = m = 10); state: two parameter-sized
+    vectors. The clipping rules keep the gradient-norm proxy h_max they were designed with.
+    ``distance="hessian"`` replaces the distance estimate by the EMA of ||g|| / (h_min + eps) with
+    the Hessian h_min (an upper bound of ||x - x*|| on a quadratic).
+
+    A zero gradient (||g||^2 = 0) carries no measurement: the statistics, the step counter of
+    the tuner (debias, slow start, Lanczos schedule) and the tuned lr and mu are held, while the
+    momentum still carries the parameters. Without this rule a run of zero gradients drives the
+    window minimum, hence h_min, to eps, and beta = 0.999 takes thousands of steps to forget it.
+
     A non-finite gradient, loss (``value=``) or squared gradient norm skips the step: zero
-    update, state rolled back, ``skipped`` += 1. Extra ``update`` arguments are ignored.
+    update, state rolled back, ``skipped`` += 1. Other extra ``update`` arguments are ignored.
 
     Args:
         learning_rate: step-0 learning rate (> 0; float or schedule evaluated at step 0).
@@ -149,6 +177,10 @@ def yellowfin(
         effective_workers: M >= 1 for the total convention (default 1; ignored otherwise).
         sensor_size, max_staleness, sensor_min_denominator, sensor_key: sensor settings
             (defaults 4096, 64, 1e-6, 0).
+        curvature: ``"gradient_norm"`` (official: ||g||^2 over the window) or ``"hessian"``.
+        curvature_every: k >= 1, steps between Lanczos runs (default 10; Hessian oracle only).
+        lanczos_steps: m >= 1 Lanczos steps per run (default 10; Hessian oracle only).
+        distance: ``"gradient_norm"`` (official) or ``"hessian"`` (needs the Hessian oracle).
         eps: numerical guard > 0 (official 1e-6).
 
     Returns:
@@ -156,8 +188,10 @@ def yellowfin(
         (:class:`YellowFinLoopState` with the closed loop).
 
     Raises:
-        ValueError: for any hyper-parameter outside its range (bools are not integers), or a
-            closed-loop setting given while ``closed_loop=False``.
+        ValueError: for any hyper-parameter outside its range (bools are not integers), a
+            closed-loop setting given while ``closed_loop=False``, a Hessian-oracle setting
+            without ``curvature="hessian"``; at ``update``: ``loss_fn`` or ``params`` missing
+            with the Hessian oracle.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -177,6 +211,25 @@ def yellowfin(
     check_scalar("max_move", max_move, 0.0, lo_open=True)
     check_scalar("weight_decay", weight_decay, 0.0)
     check_scalar("eps", eps, 0.0, 1.0, lo_open=True, hi_open=True)
+    if curvature not in ("gradient_norm", "hessian"):
+        raise ValueError(f"curvature must be 'gradient_norm' or 'hessian' (got {curvature!r})")
+    if distance not in ("gradient_norm", "hessian"):
+        raise ValueError(f"distance must be 'gradient_norm' or 'hessian' (got {distance!r})")
+    hessian = curvature == "hessian"
+    if not hessian:
+        unused = [
+            name
+            for name, v in (
+                ("curvature_every", curvature_every),
+                ("lanczos_steps", lanczos_steps),
+                ("distance", None if distance == "gradient_norm" else distance),
+            )
+            if v is not None
+        ]
+        if unused:
+            raise ValueError(f"{', '.join(unused)} need curvature='hessian'")
+    every = check_int("curvature_every", 10 if curvature_every is None else curvature_every, 1)
+    steps = check_int("lanczos_steps", 10 if lanczos_steps is None else lanczos_steps, 1)
     loop = loop_settings(
         closed_loop,
         {
@@ -207,7 +260,7 @@ def yellowfin(
         lr0 = _at(learning_rate, zero_i(), dt)
         base = (
             zero_i(),
-            oracle_init(params, curv_window, dt),
+            oracle_init(params, curv_window, dt, hessian=hessian),
             jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dt), params),
             fresh(lr0),
             fresh(momentum),
@@ -232,6 +285,7 @@ def yellowfin(
         *,
         value: Any = None,
         staleness: Any = 0,
+        loss_fn: Any = None,
         **extra_args: Any,
     ) -> tuple[Any, YellowFinState | YellowFinLoopState]:
         del extra_args
@@ -258,21 +312,44 @@ def yellowfin(
 
         raw_sq = tree_sq_norm(measured, dt)
         raw_norm = jnp.sqrt(raw_sq)
-        h_max_prev = state.h_max
+        # n counts the measured steps: a zero gradient is no measurement (held statistics).
+        n = state.oracle.count
+        informative = raw_sq > 0
+        smooth = dict(beta=beta, zero_debias=zero_debias, log_smoothing=log_smoothing)
+        h_max_prev = proxy_h_max(state.oracle, **smooth) if hessian else state.h_max
         s_stat = _clip_factor(
-            raw_norm, jnp.sqrt(STAT_PROTECT_FACTOR * h_max_prev) + eps, clip_statistics & (t > 1)
+            raw_norm, jnp.sqrt(STAT_PROTECT_FACTOR * h_max_prev) + eps, clip_statistics & (n > 1)
         )
         grad_sq = raw_sq * s_stat**2
         oracle, reading = oracle_update(
-            state.oracle,
-            measured,
-            grad_sq,
-            t,
-            beta=beta,
-            zero_debias=zero_debias,
-            log_smoothing=log_smoothing,
-            eps=eps,
-            grad_scale=s_stat,
+            state.oracle, measured, grad_sq, n, **smooth, eps=eps, grad_scale=s_stat
+        )
+        if hessian:
+            if loss_fn is None or params is None:
+                raise ValueError(
+                    "yellowfin(curvature='hessian') needs update(..., params, loss_fn=f) with f "
+                    "the minibatch loss as a function of params (missing: "
+                    f"{'loss_fn' if loss_fn is None else 'params'})"
+                )
+            hess = curvature_run(
+                state.oracle.hessian, loss_fn, params, informative & (n % every == 0), steps
+            )
+            hess, h_lo, h_hi, dist_h = curvature_smooth(
+                hess,
+                jnp.sqrt(grad_sq),
+                debias_factor(n, beta, zero_debias, dt),
+                beta=beta,
+                log_smoothing=log_smoothing,
+                eps=eps,
+            )
+            oracle = oracle._replace(hessian=hess)
+            reading = reading._replace(h_min=h_lo, h_max=h_hi)
+            if distance == "hessian":
+                reading = reading._replace(dist_to_opt=dist_h)
+        oracle = hold_statistics(oracle, state.oracle, informative)
+        held = (state.h_min, state.h_max, state.grad_var, state.dist_to_opt)
+        reading = type(reading)(
+            *(jnp.where(informative, new, old) for new, old in zip(reading, held, strict=True))
         )
         measured = tree(lambda g: g * s_stat, measured)
 
@@ -280,14 +357,15 @@ def yellowfin(
             reading.h_min, reading.h_max, reading.grad_var, reading.dist_to_opt, eps
         )
         if slow_start:
-            ramp = (t + 1).astype(dt) / (10.0 * curv_window)
+            ramp = (n + 1).astype(dt) / (10.0 * curv_window)
             lr_tuned = jnp.minimum(lr_tuned, lr_tuned * ramp)
-        tuning = t > 0
+        tuning = n > 0
         lr_t = jnp.where(tuning, lr_tuned, _at(learning_rate, t, dt))
         mu_t = jnp.where(tuning, mu_tuned, jnp.asarray(momentum, dt))
         b = jnp.asarray(beta, dt)
-        lr_smooth = jnp.where(tuning, b * state.lr_smooth + (1 - b) * lr_tuned, state.lr_smooth)
-        mu_smooth = jnp.where(tuning, b * state.mu_smooth + (1 - b) * mu_tuned, state.mu_smooth)
+        new_smooth = tuning & informative
+        lr_smooth = jnp.where(new_smooth, b * state.lr_smooth + (1 - b) * lr_tuned, state.lr_smooth)
+        mu_smooth = jnp.where(new_smooth, b * state.mu_smooth + (1 - b) * mu_tuned, state.mu_smooth)
         if smoothed_tuning:
             lr_t, mu_t = jnp.where(tuning, lr_smooth, lr_t), jnp.where(tuning, mu_smooth, mu_t)
         lr = lr_t * _at(lr_factor, t, dt)
@@ -299,7 +377,7 @@ def yellowfin(
             cap = jnp.asarray(max_move, dt)
             lr = jnp.where(lr * norm >= cap, cap / jnp.sqrt(grad_sq + eps), lr)
         # Exploding-gradient clip (decided on the measured norm, applied to the step).
-        exploding = clip_large_grad & (t >= 1) & (grad_sq >= h_max_prev)
+        exploding = clip_large_grad & (n >= 1) & (grad_sq >= h_max_prev)
         s_big = _clip_factor(norm, jnp.sqrt(h_max_prev) + eps, exploding)
         applied = tree(lambda g: g * s_big, measured)
         if wd is not None and not stats_see_weight_decay:
@@ -315,7 +393,9 @@ def yellowfin(
         else:
             raw_velocity = tree(lambda v, g: mu * v - lr * g, state.velocity, applied)
         velocity = select_tree(ok, raw_velocity, state.velocity)
-        oracle = oracle._replace(grad_avg=select_tree(ok, oracle.grad_avg, state.oracle.grad_avg))
+        oracle = oracle._replace(
+            grad_avg=select_tree(ok & informative, oracle.grad_avg, state.oracle.grad_avg)
+        )
 
         new = dict(
             count=t + 1,
@@ -361,6 +441,11 @@ def yellowfin(
             new_updates = masked_updates(ok, velocity, updates)
         # Scalars and small arrays rolled back by select; the big buffers are already guarded
         # (where(ok, new, old) on an unchanged buffer simplifies to the buffer itself).
-        return new_updates, guard_scalars(ok, new_state, state, guarded=("velocity",))
+        guarded = guard_scalars(ok, new_state, state, guarded=("velocity",))
+        if hessian:
+            # The Ritz vectors are only warm starts: kept even on a skipped step (no extra pass).
+            hess = guarded.oracle.hessian._replace(vectors=oracle.hessian.vectors)
+            guarded = guarded._replace(oracle=guarded.oracle._replace(hessian=hess))
+        return new_updates, guarded
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -25,10 +25,15 @@ import jax
 import jax.numpy as jnp
 
 from optimizers._common import tree_vdot
+from optimizers._curvature_oracle import CurvatureState, curvature_init
 
 
 class OracleState(NamedTuple):
-    """Running statistics of the oracles (all EMAs start at zero, as in the official code)."""
+    """Running statistics of the oracles (all EMAs start at zero, as in the official code).
+
+    ``count`` is the number of informative (nonzero-gradient) steps measured so far: the t of the
+    debias factor. ``hessian`` holds the Hessian-vector oracle (``curvature="hessian"``) or None.
+    """
 
     grad_avg: Any
     curv_win: jax.Array
@@ -37,6 +42,8 @@ class OracleState(NamedTuple):
     grad_norm_sq_avg: jax.Array
     grad_norm_avg: jax.Array
     dist_to_opt_avg: jax.Array
+    count: jax.Array
+    hessian: CurvatureState | None = None
 
 
 class OracleReading(NamedTuple):
@@ -48,8 +55,10 @@ class OracleReading(NamedTuple):
     dist_to_opt: jax.Array
 
 
-def oracle_init(params: Any, curv_window: int, dtype: jnp.dtype) -> OracleState:
-    """Zero statistics for a parameter pytree."""
+def oracle_init(
+    params: Any, curv_window: int, dtype: jnp.dtype, hessian: bool = False
+) -> OracleState:
+    """Zero statistics for a parameter pytree (with the Hessian oracle's state if ``hessian``)."""
     # One array per field (never one shared scalar), so that the state can be donated.
     return OracleState(
         grad_avg=jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dtype), params),
@@ -59,6 +68,8 @@ def oracle_init(params: Any, curv_window: int, dtype: jnp.dtype) -> OracleState:
         grad_norm_sq_avg=jnp.zeros((), dtype),
         grad_norm_avg=jnp.zeros((), dtype),
         dist_to_opt_avg=jnp.zeros((), dtype),
+        count=jnp.zeros((), jnp.int32),
+        hessian=curvature_init(params, dtype) if hessian else None,
     )
 
 
@@ -93,7 +104,7 @@ def oracle_update(
         state: running statistics.
         grads: gradient pytree in the statistics dtype.
         grad_norm_sq: its squared global norm.
-        count: step counter t (from 0).
+        count: step counter t (from 0): the number of informative steps measured before.
         beta: EMA constant in [0, 1).
         zero_debias: divide the EMAs by d_t.
         log_smoothing: average log curvature extremes (official default) instead of raw ones.
@@ -163,5 +174,38 @@ def oracle_update(
         grad_norm_sq_avg=grad_norm_sq_avg,
         grad_norm_avg=grad_norm_avg,
         dist_to_opt_avg=dist_to_opt_avg,
+        count=count + 1,
+        hessian=state.hessian,
     )
     return new_state, OracleReading(h_min, h_max, grad_var, dist_to_opt)
+
+
+def proxy_h_max(state: OracleState, *, beta: float, zero_debias: bool, log_smoothing: bool) -> Any:
+    """The gradient-norm proxy h_max of the last measured step (0 before any measurement).
+
+    It is what the official clipping rules compare ||g||^2 with; with ``curvature="hessian"`` the
+    tuner's h_max is a Hessian eigenvalue (other units), so the rules keep this one.
+    """
+    dt = state.h_max_avg.dtype
+    d = debias_factor(state.count - 1, beta, zero_debias, dt)
+    d = jnp.where(state.count > 0, d, 1)
+    value = jnp.exp(state.h_max_avg / d) if log_smoothing else state.h_max_avg / d
+    return jnp.where(state.count > 0, value, 0)
+
+
+def hold_statistics(new: OracleState, old: OracleState, measured: jax.Array) -> OracleState:
+    """Keep the old scalar statistics unless ``measured`` (a zero gradient is no measurement).
+
+    The parameter-sized ``grad_avg`` and Ritz vectors are left to the caller (the vectors only
+    change on a measured step; ``grad_avg`` is selected together with the finiteness guard).
+    """
+    small = {
+        f: jnp.where(measured, getattr(new, f), getattr(old, f))
+        for f in new._fields
+        if f not in ("grad_avg", "hessian")
+    }
+    hess = new.hessian
+    if hess is not None:
+        kept = old.hessian._replace(vectors=hess.vectors)
+        hess = jax.tree_util.tree_map(lambda a, b: jnp.where(measured, a, b), hess, kept)
+    return new._replace(**small, hessian=hess)

@@ -16,7 +16,14 @@ from optimizers.yellowfin_oracles import OracleState
 
 # Integer hyper-parameters that shape arrays: pass them as ``static_args`` to
 # ``optax.inject_hyperparams(yellowfin, static_args=YELLOWFIN_STATIC_ARGS)``.
-YELLOWFIN_STATIC_ARGS = ("curv_window", "sensor_size", "max_staleness", "sensor_key")
+YELLOWFIN_STATIC_ARGS = (
+    "curv_window",
+    "sensor_size",
+    "max_staleness",
+    "sensor_key",
+    "curvature_every",
+    "lanczos_steps",
+)
 
 # Defaults of the settings that only the closed loop uses (None in the signature: unset).
 _LOOP_DEFAULTS = {
