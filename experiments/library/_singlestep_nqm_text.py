@@ -37,12 +37,20 @@ BF_NOTE = "SingleStep's closed form is the brute-force minimiser over D (both br
 OWN_NOTE = "logged (mu, alpha) = theory.singlestep at the logged (C, D, h_min, h_max) + eps"
 
 
-def grid_note(speed: list[dict[str, Any]]) -> str:
-    """Whether each re-tuned heavy ball's learning rate is inside the grid."""
+def grid_note(speed: list[dict[str, Any]], decisive: list[int]) -> str:
+    """Whether each re-tuned heavy ball is inside its grid, and whether an edge matters."""
     edge = [s["horizon"] for s in speed if s["heavy_ball"]["on_grid_edge"]]
     if not edge:
         return "heavy ball re-tuned for every target is inside its (alpha, mu) grid"
-    return f"heavy ball re-tuned for the targets of T={edge} sits on the grid's edge"
+    if decisive:
+        return (
+            f"heavy ball re-tuned for the targets of T={decisive} sits on the grid's edge, and "
+            "a better one off the grid could turn those speed checks into failures"
+        )
+    return (
+        f"heavy ball for the targets of T={edge} sits on the grid's edge; those speed checks "
+        "fail already, and a better heavy ball off the grid would only lower the ratio"
+    )
 
 
 def settled_note(drift: float, tol: float, diverged: int) -> str:

@@ -97,7 +97,7 @@ class SingleStepYellowFinConfig:
         (100, 1.0, 256),
     )
     hb_alphas: tuple[float, float, int] = (0.0005, 4.0, 27)
-    hb_mus: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+    hb_mus: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
     horizons: tuple[int, ...] = (300, 1000, 3000, 10000)
     speed_factor: float = 2.0
     bf_points: int = 20001
@@ -116,6 +116,7 @@ class SingleStepYellowFinConfig:
             mc_samples=2000,
             sweep_settings=((32, 0.5, 16), (32, 1.5, 16), (32, 1.0, 1), (32, 1.0, 256)),
             hb_alphas=(0.002, 4.0, 16),
+            hb_mus=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98),
             horizons=(300, 1000, 3000),
             bf_points=4001,
             bf_distances=(0.03, 100.0, 13),

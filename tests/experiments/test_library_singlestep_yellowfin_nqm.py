@@ -109,7 +109,10 @@ def test_drift_flags_a_growing_learning_rate_and_a_diverged_seed() -> None:
 
 
 def _speed_row(edge: bool) -> dict:
-    return {"horizon": 300, "heavy_ball": {"alpha": 0.1, "mu": 0.9, "on_grid_edge": edge}}
+    """A target YellowFin reaches faster than heavy ball (speed check passes)."""
+    return {"horizon": 300, "heavy_ball": {"alpha": 0.1, "mu": 0.9, "on_grid_edge": edge},
+            "target": 0.1, "iterations_yellowfin": 10.0, "iterations_heavy_ball": 12.0,
+            "yellowfin_seeds_reached": 8, "speed": 1.2, "speed_interval": [1.1, 1.3]}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -122,16 +125,28 @@ def test_unsettled_run_or_edge_baseline_gives_not_applicable(drift, diverged, ed
     settled = drift <= cfg.drift_tol and not diverged
     main = {"settled": settled, "drift": drift, "diverged": diverged}
     pre = cmp.preconditions(cfg, main, [_speed_row(edge)])
-    others = cmp.speed_checks(cfg, [{**_speed_row(edge), "speed_interval": [1.1, 1.3],
-                                     "target": 0.1, "iterations_yellowfin": 10.0,
-                                     "iterations_heavy_ball": 12.0,
-                                     "yellowfin_seeds_reached": 8, "speed": 1.2}])  # fmt: skip
+    others = cmp.speed_checks(cfg, [_speed_row(edge)])
     assert others[0].passed
     assert decide([*pre, *others]) == "not applicable"
     failed = [c for c in pre if not c.passed]
     assert len(failed) == 1 and ("not settled" in failed[0].note or "edge" in failed[0].note)
     ok = cmp.preconditions(cfg, {"settled": True, "drift": 0.0, "diverged": 0}, [_speed_row(False)])
     assert decide([*ok, *others]) == "holds"
+
+
+def test_edge_baseline_leaves_a_failed_speed_check_standing() -> None:
+    # A better heavy ball off the grid can only lower the ratio heavy ball / YellowFin.
+    cfg = Config.quick()
+    main = {"settled": True, "drift": 0.0, "diverged": 0}
+    row = {**_speed_row(True), "target": 0.01, "iterations_heavy_ball": 900.0,
+           "iterations_yellowfin": math.inf, "yellowfin_seeds_reached": 0}  # fmt: skip
+    failed = {**row, "speed": 0.0, "speed_interval": [0.0, 0.0]}
+    pre = cmp.preconditions(cfg, main, [failed])
+    assert all(c.passed for c in pre) and "fail already" in pre[1].note
+    assert decide([*pre, *cmp.speed_checks(cfg, [failed])]) == "fails"
+    unresolved = {**row, "speed": 0.6, "speed_interval": [0.4, 0.8]}
+    pre = cmp.preconditions(cfg, main, [unresolved])
+    assert not pre[1].passed and "T=[300]" in pre[1].note
 
 
 def test_sweep_outcome_skips_unsettled_settings_and_reads_intervals() -> None:
