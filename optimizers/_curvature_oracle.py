@@ -7,15 +7,16 @@ Hessian H of the minibatch loss at the current parameters, reached only through 
 d/de grad L(x + e v) (``jax.linearize`` of the gradient: forward-over-reverse).
 
 Run every k-th step, warm-started: the start vector is y_max + y_min + 1e-3 r with y_max, y_min
-the unit Ritz vectors of the previous run and r a fresh random unit vector (a trace of it keeps
+the unit Ritz vectors of the previous run and r a fresh pseudo-random unit vector (the first run
+starts from r alone; a trace of it keeps
 the Krylov space from being stuck in an invariant subspace; a larger weight slows the convergence
 at a fixed Hessian: on h = logspace(0, 2, 50) with m = 10, h_min - 1 is 3e-9 after 60 runs
 without it, 3e-5 with weight 0.01, 2e-2 with weight 0.5). The recurrence is the three-term one
-with local reorthogonalisation against the last two vectors; without full reorthogonalisation,
-lost orthogonality produces duplicate copies of converged Ritz values (Paige 1976), not wrong
-extremes. A breakdown (beta_j at rounding level: an invariant subspace was found) ends the
-recurrence; the unused rows of the tridiagonal matrix T are filled with alpha_0, a value inside
-the range of the Ritz values, so that the extremes are those of the active block.
+(alpha_j = <q_j, H q_j - beta_{j-1} q_{j-1}>) without reorthogonalisation: lost orthogonality
+produces duplicate copies of converged Ritz values (Paige 1976), not wrong extremes. A breakdown
+(beta_j at rounding level: an invariant subspace was found) ends the recurrence; the unused rows
+of the tridiagonal matrix T are filled with alpha_0, a value inside the range of the Ritz values,
+so that the extremes are those of the active block.
 
 Kaniel-Paige bound (Golub & Van Loan, Thm. 10.1.2): with lambda_1 >= ... >= lambda_n the
 eigenvalues, phi_1 the angle between the start vector and the top eigenvector, and
@@ -25,8 +26,8 @@ with T_{m-1} the Chebyshev polynomial; the same holds for theta_min - lambda_n w
 reversed.
 
 Cost of one run: one linearisation (about one gradient evaluation) and m products (each about two
-gradient evaluations' worth of arithmetic), m + 2 parameter-sized vectors of temporary memory; two
-parameter-sized vectors of state.
+gradient evaluations' worth of arithmetic), m + 2 parameter-sized vectors of temporary memory; one
+parameter-sized vector of state.
 """
 
 from __future__ import annotations
@@ -46,25 +47,24 @@ class CurvatureState(NamedTuple):
     """State of the Hessian-vector curvature oracle.
 
     Attributes:
-        vectors: (2, n) unit Ritz vectors of the last run (largest, smallest), flattened params.
+        start: (n,) next start vector y_max + y_min (unit Ritz vectors of the last run),
+            over the flattened parameters.
         theta_min, theta_max: extreme Ritz values of the last run (raw, may be negative).
         log_min_avg, log_max_avg: EMAs of log(max(theta, 0) + eps) (as YellowFin's oracles).
         dist_avg: EMA of the distance sample ||g|| / (h_min + eps).
         runs: number of Lanczos runs so far.
-        key: random key of the warm-start perturbation.
     """
 
-    vectors: jax.Array
+    start: jax.Array
     theta_min: jax.Array
     theta_max: jax.Array
     log_min_avg: jax.Array
     log_max_avg: jax.Array
     dist_avg: jax.Array
     runs: jax.Array
-    key: jax.Array
 
 
-def curvature_init(params: Any, dtype: jnp.dtype, seed: int = 0) -> CurvatureState:
+def curvature_init(params: Any, dtype: jnp.dtype) -> CurvatureState:
     """Zero statistics; no vectors yet (the first run starts from a random vector)."""
     n = ravel_pytree(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params))[0].size
 
@@ -72,14 +72,13 @@ def curvature_init(params: Any, dtype: jnp.dtype, seed: int = 0) -> CurvatureSta
         return jnp.zeros((), dtype)
 
     return CurvatureState(
-        vectors=jnp.zeros((2, n), dtype),
+        start=jnp.zeros((n,), dtype),
         theta_min=zero(),
         theta_max=zero(),
         log_min_avg=zero(),
         log_max_avg=zero(),
         dist_avg=zero(),
         runs=jnp.zeros((), jnp.int32),
-        key=jax.random.PRNGKey(seed),
     )
 
 
@@ -87,6 +86,10 @@ def lanczos_extremes(
     matvec: Callable[[jax.Array], jax.Array], q0: jax.Array, steps: int
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Extreme Ritz values and unit Ritz vectors of ``steps`` Lanczos steps from ``q0``.
+
+    The loop is unrolled (``steps`` is static and small): on XLA:CPU a ``scan`` carrying
+    parameter-sized vectors, a stacked basis, and a (2, m) x (m, n) product each cost more than the
+    recurrence itself; unrolled, the basis stays a list and each Ritz vector is one fused pass.
 
     Args:
         matvec: v -> H v for a symmetric H (flat vectors).
@@ -97,31 +100,45 @@ def lanczos_extremes(
         ``(theta_min, theta_max, y_min, y_max)``.
     """
     dt = q0.dtype
-    q0 = q0 / jnp.linalg.norm(q0)
     rel_tol = 100 * jnp.finfo(dt).eps
-
-    def body(carry: tuple, _: Any) -> tuple[tuple, tuple]:
-        q_prev, q, b_prev, active = carry
-        w = matvec(q) - b_prev * q_prev
-        a = jnp.vdot(q, w)
-        w = w - a * q
-        # Local reorthogonalisation: one more Gram-Schmidt pass against q and q_prev.
-        w = w - jnp.vdot(q, w) * q - jnp.vdot(q_prev, w) * q_prev
+    q = q0 / jnp.linalg.norm(q0)
+    q_prev = jnp.zeros_like(q)
+    b_prev = jnp.zeros((), dt)
+    active = jnp.ones((), bool)
+    basis, alpha, beta, live = [], [], [], []
+    for _ in range(steps):
+        r = matvec(q) - b_prev * q_prev
+        a = jnp.vdot(q, r)
+        w = r - a * q
         b = jnp.linalg.norm(w)
-        cont = active & (b > rel_tol * (jnp.abs(a) + b_prev + b))
-        q_next = jnp.where(cont, w / jnp.where(cont, b, 1), 0)
-        return (q, q_next, jnp.where(cont, b, 0), cont), (q, a, jnp.where(cont, b, 0), active)
-
-    init = (jnp.zeros_like(q0), q0, jnp.zeros((), dt), jnp.ones((), bool))
-    _, (basis, alpha, beta, active) = jax.lax.scan(body, init, None, length=steps)
-    alpha = jnp.where(active, alpha, alpha[0])
-    off = jnp.where(active[1:], beta[:-1], 0)
-    t = jnp.diag(alpha) + jnp.diag(off, 1) + jnp.diag(off, -1)
+        basis.append(q)
+        alpha.append(a)
+        live.append(active)
+        active = active & (b > rel_tol * (jnp.abs(a) + b_prev + b))
+        b = jnp.where(active, b, 0)
+        beta.append(b)
+        q_prev, q, b_prev = q, jnp.where(active, w / jnp.where(active, b, 1), 0), b
+    alpha_v, beta_v, live_v = jnp.stack(alpha), jnp.stack(beta), jnp.stack(live)
+    alpha_v = jnp.where(live_v, alpha_v, alpha_v[0])
+    off = jnp.where(live_v[1:], beta_v[:-1], 0)
+    t = jnp.diag(alpha_v) + jnp.diag(off, 1) + jnp.diag(off, -1)
     evals, evecs = jnp.linalg.eigh(t)
-    # Inactive rows of the basis are zero: they do not enter the Ritz vectors.
-    y = evecs[:, jnp.array([0, steps - 1])].T @ basis
-    y = y / jnp.maximum(jnp.linalg.norm(y, axis=1, keepdims=True), jnp.finfo(dt).tiny)
-    return evals[0], evals[-1], y[0], y[1]
+    # Inactive basis vectors are zero: they do not enter the Ritz vectors.
+    tiny = jnp.finfo(dt).tiny
+    ritz = []
+    for col in (0, steps - 1):
+        y = sum(evecs[j, col] * basis[j] for j in range(steps))
+        ritz.append(y / jnp.maximum(jnp.linalg.norm(y), tiny))
+    return evals[0], evals[-1], ritz[0], ritz[1]
+
+
+def _hash_direction(n: int, seed: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """A cheap pseudo-random unit direction (one elementwise pass; threefry costs ~50 passes)."""
+    i = jnp.arange(n, dtype=jnp.float32)
+    s = seed.astype(jnp.float32)
+    u = jnp.sin(i * 12.9898 + s * 78.233) * 43758.5453
+    r = (u - jnp.floor(u) - 0.5).astype(dtype)
+    return r / jnp.linalg.norm(r)
 
 
 def hvp_matvec(loss_fn: Callable[[Any], jax.Array], params: Any, dtype: jnp.dtype) -> tuple:
@@ -154,26 +171,21 @@ def curvature_run(
     """Run the Lanczos oracle when ``due`` (``lax.cond``: nothing is computed otherwise).
 
     The EMAs are not touched here (see :func:`curvature_smooth`). A run whose Ritz values are not
-    finite leaves the vectors and values unchanged.
+    finite leaves the start vector and values unchanged.
     """
     dt = state.theta_min.dtype
 
     def run(s: CurvatureState) -> CurvatureState:
         matvec, n = hvp_matvec(loss_fn, params, dt)
-        key, sub = jax.random.split(s.key)
-        r = jax.random.normal(sub, (n,), dt)
-        r = r / jnp.linalg.norm(r)
-        q0 = s.vectors[0] + s.vectors[1] + RANDOM_WEIGHT * r
-        q0 = jnp.where(s.runs > 0, q0, r)
+        r = _hash_direction(n, s.runs, dt)
+        q0 = jnp.where(s.runs > 0, s.start + RANDOM_WEIGHT * r, r)
         lo, hi, y_min, y_max = lanczos_extremes(matvec, q0, steps)
         good = jnp.isfinite(lo) & jnp.isfinite(hi)
-        vectors = jnp.where(good, jnp.stack([y_max, y_min]), s.vectors)
         return s._replace(
-            vectors=vectors,
+            start=jnp.where(good, y_max + y_min, s.start),
             theta_min=jnp.where(good, lo, s.theta_min),
             theta_max=jnp.where(good, hi, s.theta_max),
             runs=s.runs + good.astype(jnp.int32),
-            key=key,
         )
 
     return jax.lax.cond(due, run, lambda s: s, state)

@@ -137,8 +137,8 @@ def yellowfin(
     and smoothed as the window extremes are (EMA of log(max(theta, 0) + eps), debiased): negative
     curvature counts as zero. See ``optimizers._curvature_oracle``. Cost: one linearisation plus m
     Hessian-vector products every k steps, i.e. about (1 + 2 m) / k gradient evaluations per
-    step on top of the one the caller makes (3 for k = m = 10); state: two parameter-sized
-    vectors. The clipping rules keep the gradient-norm proxy h_max they were designed with.
+    step on top of the one the caller makes (3 for k = m = 10); state: one parameter-sized
+    vector. The clipping rules keep the gradient-norm proxy h_max they were designed with.
     ``distance="hessian"`` replaces the distance estimate by the EMA of ||g|| / (h_min + eps) with
     the Hessian h_min (an upper bound of ||x - x*|| on a quadratic).
 
@@ -443,8 +443,8 @@ def yellowfin(
         # (where(ok, new, old) on an unchanged buffer simplifies to the buffer itself).
         guarded = guard_scalars(ok, new_state, state, guarded=("velocity",))
         if hessian:
-            # The Ritz vectors are only warm starts: kept even on a skipped step (no extra pass).
-            hess = guarded.oracle.hessian._replace(vectors=oracle.hessian.vectors)
+            # The start vector is only a warm start: kept even on a skipped step (no extra pass).
+            hess = guarded.oracle.hessian._replace(start=oracle.hessian.start)
             guarded = guarded._replace(oracle=guarded.oracle._replace(hessian=hess))
         return new_updates, guarded
 

@@ -196,8 +196,8 @@ def proxy_h_max(state: OracleState, *, beta: float, zero_debias: bool, log_smoot
 def hold_statistics(new: OracleState, old: OracleState, measured: jax.Array) -> OracleState:
     """Keep the old scalar statistics unless ``measured`` (a zero gradient is no measurement).
 
-    The parameter-sized ``grad_avg`` and Ritz vectors are left to the caller (the vectors only
-    change on a measured step; ``grad_avg`` is selected together with the finiteness guard).
+    The parameter-sized ``grad_avg`` and start vector are left to the caller (the vector only
+    changes on a measured step; ``grad_avg`` is selected together with the finiteness guard).
     """
     small = {
         f: jnp.where(measured, getattr(new, f), getattr(old, f))
@@ -206,6 +206,6 @@ def hold_statistics(new: OracleState, old: OracleState, measured: jax.Array) -> 
     }
     hess = new.hessian
     if hess is not None:
-        kept = old.hessian._replace(vectors=hess.vectors)
+        kept = old.hessian._replace(start=hess.start)
         hess = jax.tree_util.tree_map(lambda a, b: jnp.where(measured, a, b), hess, kept)
     return new._replace(**small, hessian=hess)

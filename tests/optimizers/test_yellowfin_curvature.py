@@ -185,7 +185,7 @@ def test_jit_chain_dtype_and_no_host_sync(dtype) -> None:
         yf = state[1]
         assert int(yf.skipped) == 0 and int(yf.oracle.hessian.runs) == 3  # steps 0, 2, 4
         assert all(p.dtype == dtype for p in jax.tree_util.tree_leaves(params))
-        assert yf.h_min.dtype == yf.oracle.hessian.vectors.dtype == dtype
+        assert yf.h_min.dtype == yf.oracle.hessian.start.dtype == dtype
         # The last run (scale 1.2) saw the diagonal Hessian diag(1.2 H, cosh(b)) at ``last``;
         # 4 steps on 14 coordinates: Ritz values inside the spectrum, the top within 2%.
         lam = np.concatenate([1.2 * np.asarray(H), np.cosh(np.asarray(last["b"], float))])
