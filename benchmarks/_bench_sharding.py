@@ -78,10 +78,7 @@ def scaling(runs: int, steps: int, repeats: int) -> dict[str, Any]:
 
 
 def chunked(runs: int, steps: int, chunk_size: int | None) -> dict[str, Any]:
-    import jax
     import numpy as np
-
-    from simulators import _sharding
 
     fn = _heavy_ball_sweep(runs, steps, chunk_size=chunk_size or runs)
     base = _rss()
@@ -90,35 +87,24 @@ def chunked(runs: int, steps: int, chunk_size: int | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = fn()  # second call: warm, timed
     seconds = time.perf_counter() - t0
-    # one row: (learning_rate, momentum) float32, the seed index and the results it returns
     from optimizers import heavy_ball
-    from simulators import quadratic
+    from simulators import quadratic, sweep_memory
 
-    obj = quadratic([0.1, 1.0])
-    row = {"learning_rate": np.zeros(1, np.float32), "momentum": np.zeros(1, np.float32)}
-    row["__seed__"] = np.zeros(1, np.int32)
-    static = dict(
-        make_optimizer=heavy_ball,
-        steps=steps,
-        seeds=1,
+    memory = sweep_memory(
+        heavy_ball,
+        ["learning_rate", "momentum"],
+        quadratic([0.1, 1.0]),
+        steps,
         record_every=steps,
-        coords=(),
-        pass_value=True,
-        blowup=1e10,
     )
-    from simulators.sweep import _bytes_per_row, _run_rows
-
-    x0 = jax.numpy.asarray(obj.x0)
-    per_row = _bytes_per_row(obj, x0, row, static)
-    shapes = jax.eval_shape(lambda b: _run_rows(b, jax.random.key(0), obj, x0, **static), row)
-    host_row = 24 + sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(shapes))
+    per_row, host_row = memory["device_bytes_per_row"], memory["host_bytes_per_row"]
     chunk = chunk_size or runs
     bound = runs * host_row + 2 * chunk * per_row + RUNTIME_SLACK
     return {
         "runs": runs,
         "steps": steps,
         "chunk_size": chunk,
-        "auto_chunk_size": _sharding.auto_chunk_size(per_row, _sharding.config_mesh()),
+        "auto_chunk_size": memory["auto_chunk_size"],
         "seconds": seconds,
         "runs_per_s": runs / seconds,
         "coord_steps_per_s": runs * 2 * steps / seconds,

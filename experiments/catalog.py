@@ -67,8 +67,8 @@ CATALOG: tuple[Entry, ...] = (
     Entry(
         "yellowfin-vs-adam",
         "YellowFin vs tuned Adam and momentum SGD",
-        "gpu",
-        ("quick", "full"),
+        "cpu",
+        ("quick", "full", "gpu"),
         11,
     ),
     Entry(

@@ -39,7 +39,7 @@ from simulators.objectives import (
     stitched_nonconvex_1d,
 )
 from simulators.run import Trajectory, simulate
-from simulators.sweep import product_grid, sweep
+from simulators.sweep import product_grid, sweep, sweep_memory
 
 __all__: list[str] = [
     "AsyncEnsemble",
@@ -70,6 +70,7 @@ __all__: list[str] = [
     "stationary_estimate",
     "stitched_nonconvex_1d",
     "sweep",
+    "sweep_memory",
     "total_momentum_from_trajectory",
     "worker_schedule",
 ]

@@ -21,7 +21,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from numpy.typing import ArrayLike
 
-from simulators._sharding import config_mesh, map_rows, row_spec, shard_map
+from simulators._sharding import auto_chunk_size, config_mesh, map_rows, row_spec, shard_map
 from simulators.objectives.base import Objective, check_positive_int
 from simulators.run import Trajectory, check_run_args, run_core
 
@@ -232,6 +232,63 @@ def sweep(
 
 
 _SEED = "__seed__"
+
+
+def sweep_memory(
+    make_optimizer: Callable[..., optax.GradientTransformation],
+    names: Sequence[str],
+    objective: Objective,
+    steps: int,
+    *,
+    seeds: int = 1,
+    record_every: int = 1,
+    x0: ArrayLike | None = None,
+    record_coords: Sequence[int] = (),
+    pass_value: bool = True,
+    blowup: float = 1e10,
+    devices: Sequence[jax.Device] | None = None,
+    mesh: Mesh | None = None,
+) -> dict[str, int]:
+    """Memory of one configuration row of :func:`sweep`, and the chunk size it would choose.
+
+    Same arguments as :func:`sweep` (``names``: the grid's hyper-parameter names). Nothing runs:
+    the shapes come from ``jax.eval_shape``.
+
+    Returns:
+        ``device_bytes_per_row`` (optimizer state, iterate and outputs on the device),
+        ``host_bytes_per_row`` (the row's inputs and returned arrays on the host) and
+        ``auto_chunk_size`` (the ``chunk_size`` that ``sweep`` picks when none is given).
+
+    Example:
+        >>> from optimizers import heavy_ball
+        >>> from simulators.objectives.quadratic import quadratic
+        >>> m = sweep_memory(heavy_ball, ["learning_rate", "momentum"], quadratic([1.0, 2.0]), 8)
+        >>> sorted(m), m["device_bytes_per_row"] > 0
+        (['auto_chunk_size', 'device_bytes_per_row', 'host_bytes_per_row'], True)
+    """
+    x0j = jnp.asarray(objective.x0 if x0 is None else x0)
+    row: dict[str, np.ndarray] = {n: np.zeros(1, np.dtype(x0j.dtype)) for n in names}
+    row[_SEED] = np.zeros(1, np.int32)
+    static = dict(
+        make_optimizer=make_optimizer,
+        steps=steps,
+        seeds=seeds,
+        record_every=record_every,
+        coords=tuple(int(c) for c in record_coords),
+        pass_value=pass_value,
+        blowup=float(blowup),
+    )
+    per_row = _bytes_per_row(objective, x0j, row, static)
+    shapes = jax.eval_shape(
+        lambda b: _run_rows(b, jax.random.key(0), objective, x0j, **static), row
+    )
+    outputs = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(shapes))
+    inputs = sum(a.nbytes for a in row.values())
+    return {
+        "device_bytes_per_row": int(per_row),
+        "host_bytes_per_row": int(inputs + outputs),
+        "auto_chunk_size": int(auto_chunk_size(per_row, config_mesh(devices, mesh))),
+    }
 
 
 def _run_rows(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,38 +269,6 @@ def test_json_is_finite_numbers_only(capsys) -> None:
     out = _json(capsys, ["theory", "rate", "--alpha", "0.25", "--mu", "0.25", "--h", "1"])
     assert out["regime"] == "boundary"
     assert all(v is None or not isinstance(v, float) or np.isfinite(v) for v in out.values())
-
-
-def _theory_section() -> str:
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    start = text.index("\n## Theory\n")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
-
-
-def test_readme_theory_examples_run(capsys) -> None:
-    section = _theory_section()
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert len(blocks) >= 4
-    for block in blocks:
-        exec(compile(block, "README.md (Theory)", "exec"), {})
-    # each `momlab theory` line runs; a comment "exit status N" states the status it must end with
-    commands = [
-        (
-            line.split("#")[0].split(),
-            int(m.group(1)) if (m := re.search(r"exit status (\d)", line)) else 0,
-        )
-        for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-        for line in block.splitlines()
-        if line.startswith("momlab theory ")
-    ]
-    assert len(commands) == 4 and sorted(status for _, status in commands) == [0, 0, 0, 2]
-    for argv, status in commands:
-        assert main(argv[1:]) == status, argv
-        captured = capsys.readouterr()
-        if status == 2:
-            err = captured.err.strip()
-            assert err.startswith("momlab: error: ") and "\n" not in err, err
 
 
 @pytest.mark.parametrize(("alpha", "h"), [("1e-308", "1e-308"), ("1e-10", "1e-10")])
