@@ -128,10 +128,38 @@ def figure(
     return fig, axes
 
 
+def _plain(value: float, _pos: int) -> str:
+    return f"{value:g}"
+
+
+def readable_log_ticks(fig: Figure, max_decades: float = 1.5) -> None:
+    """Plain tick labels (``2``, ``3``, ``4``) on log axes that span less than ``max_decades``.
+
+    Matplotlib labels the minor ticks of a short log axis in scientific form (``4x10^0``), which
+    reads badly; a short axis gets plain numbers instead. Longer axes keep powers of ten.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    for ax in fig.axes:
+        for axis, scale, limits in (
+            (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
+            (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+        ):
+            lo, hi = sorted(limits)
+            if scale != "log" or not lo > 0 or np.log10(hi / lo) >= max_decades:
+                continue
+            axis.set_major_formatter(FuncFormatter(_plain))
+            axis.set_minor_formatter(FuncFormatter(_plain))
+
+
 def render(fig: Figure, fmt: str) -> bytes:
-    """The figure encoded as ``"png"`` or ``"svg"`` bytes, reproducibly (no timestamps)."""
+    """The figure encoded as ``"png"`` or ``"svg"`` bytes, reproducibly (no timestamps).
+
+    Short log axes get plain tick labels first (:func:`readable_log_ticks`).
+    """
     if fmt not in ("png", "svg"):
         raise ValueError(f"fmt must be 'png' or 'svg' (got {fmt!r})")
+    readable_log_ticks(fig)
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
     buf = io.BytesIO()
     with matplotlib.rc_context(RC):

@@ -45,7 +45,7 @@ def plot(record: Record) -> Figure:
         ax.axvspan(0, SLOW_START, color="0.5", alpha=0.12, label="YellowFin slow start")
         meas = record.measurement.get(name, {})
         ratio, (lo, hi) = meas.get("yellowfin_over_best_baseline"), meas.get("ratio_interval")
-        ax.set_title(f"{name}: YellowFin / best baseline = {ratio:.2f} [{lo:.2f}, {hi:.2f}]")
+        ax.set_title(f"{name}: YellowFin / best = {ratio:.2f} [{lo:.2f}, {hi:.2f}]", fontsize=9)
         ax.set_xlabel("iteration")
         ax.set_ylabel("training loss (smoothed)")
         ax.legend(fontsize=7)

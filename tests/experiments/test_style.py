@@ -62,3 +62,18 @@ def test_every_colour_is_readable_on_white() -> None:
 def test_every_method_has_a_label_and_a_marker() -> None:
     for m in METHODS:
         assert STYLE[m]["label"] and STYLE[m]["marker"]
+
+
+def test_short_log_axes_get_plain_tick_labels() -> None:
+    from experiments.style import figure, readable_log_ticks
+
+    fig, (short, long) = figure(ncols=2)
+    short.semilogy([0, 1], [2.0, 4.5])  # less than a decade: 2, 3, 4 rather than 4x10^0
+    long.semilogy([0, 1], [1e-3, 1e2])
+    readable_log_ticks(fig)
+    fig.draw_without_rendering()
+    minor = [t.get_text() for t in short.get_yticklabels(minor=True) if t.get_text()]
+    assert minor and all("times" not in t and "^" not in t for t in minor), minor
+    assert "3" in minor
+    major_long = [t.get_text() for t in long.get_yticklabels() if t.get_text()]
+    assert any("10^" in t for t in major_long), major_long
