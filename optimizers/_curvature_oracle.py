@@ -83,8 +83,8 @@ def curvature_init(params: Any, dtype: jnp.dtype) -> CurvatureState:
 
 
 def lanczos_extremes(
-    matvec: Callable[[jax.Array], jax.Array], q0: jax.Array, steps: int
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    matvec: Callable[[jax.Array], jax.Array], q0: jax.Array, steps: int, both: bool = True
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
     """Extreme Ritz values and unit Ritz vectors of ``steps`` Lanczos steps from ``q0``.
 
     The loop is unrolled (``steps`` is static and small): on XLA:CPU a ``scan`` carrying
@@ -95,9 +95,12 @@ def lanczos_extremes(
         matvec: v -> H v for a symmetric H (flat vectors).
         q0: start vector (any nonzero norm).
         steps: number of Lanczos steps m >= 1 (the size of T).
+        both: return both Ritz vectors; if False, only y_min + y_max = Q (s_min + s_max) (the
+            next warm start) in place of y_min and None for y_max: one pass over the basis
+            instead of two, the most expensive part of a run on a CPU.
 
     Returns:
-        ``(theta_min, theta_max, y_min, y_max)``.
+        ``(theta_min, theta_max, y_min, y_max)`` (see ``both``).
     """
     dt = q0.dtype
     rel_tol = 100 * jnp.finfo(dt).eps
@@ -117,7 +120,10 @@ def lanczos_extremes(
         active = active & (b > rel_tol * (jnp.abs(a) + b_prev + b))
         b = jnp.where(active, b, 0)
         beta.append(b)
-        q_prev, q, b_prev = q, jnp.where(active, w / jnp.where(active, b, 1), 0), b
+        q_next = jnp.where(active, w / jnp.where(active, b, 1), 0)
+        # Materialise q_{j+1}: XLA would otherwise fuse its whole chain of producers into each
+        # consumer (every later step and the Ritz sums), recomputing it (10x slower at m = 10).
+        q_prev, q, b_prev = q, jax.lax.optimization_barrier(q_next), b
     alpha_v, beta_v, live_v = jnp.stack(alpha), jnp.stack(beta), jnp.stack(live)
     alpha_v = jnp.where(live_v, alpha_v, alpha_v[0])
     off = jnp.where(live_v[1:], beta_v[:-1], 0)
@@ -125,6 +131,10 @@ def lanczos_extremes(
     evals, evecs = jnp.linalg.eigh(t)
     # Inactive basis vectors are zero: they do not enter the Ritz vectors.
     tiny = jnp.finfo(dt).tiny
+    if not both:
+        coef = evecs[:, 0] + evecs[:, steps - 1]
+        y = sum(coef[j] * basis[j] for j in range(steps))
+        return evals[0], evals[-1], y, None
     ritz = []
     for col in (0, steps - 1):
         y = sum(evecs[j, col] * basis[j] for j in range(steps))
@@ -158,7 +168,11 @@ def hvp_matvec(loss_fn: Callable[[Any], jax.Array], params: Any, dtype: jnp.dtyp
         return ravel_pytree(jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), g))[0]
 
     _, lin = jax.linearize(grad_flat, flat)
-    return lin, flat.size
+    # Materialise the linearisation's residuals once: XLA would otherwise fuse their producers
+    # (tanh, exp, ...) into every one of the m products and recompute them each time.
+    fn, consts = jax.closure_convert(lin, flat)
+    consts = jax.lax.optimization_barrier(consts)
+    return (lambda v: fn(v, *consts)), flat.size
 
 
 def curvature_run(
@@ -179,10 +193,10 @@ def curvature_run(
         matvec, n = hvp_matvec(loss_fn, params, dt)
         r = _hash_direction(n, s.runs, dt)
         q0 = jnp.where(s.runs > 0, s.start + RANDOM_WEIGHT * r, r)
-        lo, hi, y_min, y_max = lanczos_extremes(matvec, q0, steps)
+        lo, hi, start, _ = lanczos_extremes(matvec, q0, steps, both=False)
         good = jnp.isfinite(lo) & jnp.isfinite(hi)
         return s._replace(
-            start=jnp.where(good, y_max + y_min, s.start),
+            start=jnp.where(good, start, s.start),
             theta_min=jnp.where(good, lo, s.theta_min),
             theta_max=jnp.where(good, hi, s.theta_max),
             runs=s.runs + good.astype(jnp.int32),

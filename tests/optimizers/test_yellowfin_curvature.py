@@ -54,6 +54,16 @@ def test_lanczos_within_the_kaniel_paige_bound(m: int, seed: int) -> None:
         assert float(y @ (lam * y)) == pytest.approx(theta, rel=1e-8)
 
 
+def test_lanczos_warm_start_is_the_sum_of_the_ritz_vectors() -> None:
+    with jax.enable_x64(True):
+        lam = jnp.linspace(1.0, 9.0, 30)
+        q0 = jnp.asarray(np.random.default_rng(5).standard_normal(30))
+        lo, hi, y_min, y_max = lanczos_extremes(lambda v: lam * v, q0, 6)
+        lo2, hi2, start, none = lanczos_extremes(lambda v: lam * v, q0, 6, both=False)
+    assert none is None and (float(lo2), float(hi2)) == (float(lo), float(hi))
+    np.testing.assert_allclose(np.asarray(start), np.asarray(y_min + y_max), atol=1e-10)
+
+
 def test_lanczos_breakdown_keeps_the_active_block() -> None:
     # Start vector in a 2-dimensional invariant subspace: T's unused rows must not add eigenvalues.
     lam = jnp.array([5.0, 3.0, 2.0, 1.0])
@@ -193,6 +203,26 @@ def test_jit_chain_dtype_and_no_host_sync(dtype) -> None:
         assert float(yf.oracle.hessian.theta_max) <= lam.max() * (1 + tol)
         assert float(yf.oracle.hessian.theta_max) >= 0.98 * lam.max()
         assert float(yf.oracle.hessian.theta_min) >= lam.min() * (1 - tol)
+
+
+def test_inject_hyperparams_keeps_the_oracle_settings_static() -> None:
+    from optimizers.yellowfin import YELLOWFIN_STATIC_ARGS
+
+    assert {"curvature_every", "lanczos_steps"} <= set(YELLOWFIN_STATIC_ARGS)
+    yf = optax.inject_hyperparams(yellowfin, static_args=YELLOWFIN_STATIC_ARGS)(
+        learning_rate=0.01, curvature="hessian", curvature_every=2, lanczos_steps=3
+    )
+    x = jnp.ones(4)
+
+    def loss_fn(p):
+        return jnp.sum(jnp.arange(1.0, 5.0) * p**2)
+
+    state = yf.init(x)
+    _, state = jax.jit(lambda g, s: yf.update(g, s, x, loss_fn=loss_fn))(
+        jax.grad(loss_fn)(x), state
+    )
+    # Hessian diag(2, 4, 6, 8); 3 steps from a generic start: top within the Kaniel-Paige range.
+    assert 6.0 <= float(state.inner_state.oracle.hessian.theta_max) <= 8.0 + 1e-5
 
 
 def test_hessian_oracle_beats_the_proxy_from_far_away() -> None:
