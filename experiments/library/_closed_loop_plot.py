@@ -29,7 +29,8 @@ def plot(record: Record) -> Figure:
                  label=r"first order $1 - M(1 - \mathrm{target})$"))  # fmt: skip
     left.set_xlabel("update")
     left.set_ylabel("algorithmic momentum")
-    left.set_title(f"tracking, total convention, target {float(arr['target']):g}")
+    m = int(record.config.get("workers", 16))
+    left.set_title(f"tracking, M = {m}, total convention, target {float(arr['target']):g}")
     left.locator_params(axis="x", nbins=4)
     left.legend(fontsize=6.5, loc="upper right")
 
@@ -51,7 +52,7 @@ def plot(record: Record) -> Figure:
         ax.set_xlabel("update")
         ax.set_ylabel("loss (seed median)")
         live = bool(arr.get(f"B{b}_applicable", True))
-        ax.set_title(f"NQM, B = {b}, M = 16" + ("" if live else " (not applicable)"))
+        ax.set_title(f"NQM, B = {b}, M = {m}" + ("" if live else " (not applicable)"))
     # one legend for the bed panels (the same lines in each), where the descent leaves room
     axes[1].legend(fontsize=6.5, loc="upper right")
     return fig
