@@ -114,7 +114,27 @@ def run_config(
     chunk_size: int | None = None,
     merge_dir: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the sweep ``cfg`` describes; return ``(arrays to save, summary)``."""
+    """Run the sweep ``cfg`` describes; return ``(arrays to save, summary)``.
+
+    ``x64 = true`` in the config runs it in float64 inside ``jax.enable_x64`` (the process-wide
+    flag is restored afterwards, so a caller in the same process is not switched to float64).
+    """
+    import contextlib
+
+    import jax
+
+    x64 = jax.enable_x64(True) if cfg.get("x64", False) else contextlib.nullcontext()
+    with x64:
+        return _run_config(cfg, n_devices=n_devices, chunk_size=chunk_size, merge_dir=merge_dir)
+
+
+def _run_config(
+    cfg: dict[str, Any],
+    *,
+    n_devices: int | None,
+    chunk_size: int | None,
+    merge_dir: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     import functools
 
     import jax
@@ -124,8 +144,6 @@ def run_config(
     import simulators
     from simulators import objectives
 
-    if cfg.get("x64", False):
-        jax.config.update("jax_enable_x64", True)
     make = _factory(optimizers, cfg["optimizer"], "optimizer")
     if cfg.get("optimizer_args"):
         make = functools.partial(make, **cfg["optimizer_args"])

@@ -111,3 +111,14 @@ def test_sweep_help_imports_none_of_the_scientific_stack() -> None:
     assert result["codes"] == [0, 0, 0]
     assert result["heavy"] == []
     assert "--distributed" in result["out"] and "[grid]" in result["out"]
+
+
+def test_an_x64_config_leaves_the_process_flag_as_it_was(tmp_path: Path, capsys) -> None:
+    # The flag is process-wide: a sweep run in process (as here, or from a notebook) must not
+    # switch the caller's later computations to float64.
+    cfg = tmp_path / "x64.toml"
+    cfg.write_text(TINY.replace("seed = 3\n", "seed = 3\nx64 = true\n"))
+    before = jax.config.jax_enable_x64
+    assert cli.main(["sweep", "run", str(cfg), "--out", str(tmp_path / "s.npz"), "--json"]) == 0
+    assert np.load(tmp_path / "s.npz")["distances"].dtype == np.float64
+    assert jax.config.jax_enable_x64 == before
