@@ -37,3 +37,32 @@ def x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", old)
+
+
+@pytest.fixture(autouse=True)
+def _x64_flag_restored():
+    """Fail the test that leaves JAX's process-wide float64 flag changed (and restore it).
+
+    A leaked ``jax_enable_x64 = True`` makes later tests of the same worker trace in float64 and
+    fail far from the cause; this names the test that leaked it.
+    """
+    import jax
+
+    before = jax.config.jax_enable_x64
+    yield
+    after = jax.config.jax_enable_x64
+    if after != before:
+        jax.config.update("jax_enable_x64", before)
+        pytest.fail(f"the test left jax_enable_x64 = {after} (it was {before})")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run when importing the test modules switched JAX to float64 process-wide."""
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.config.jax_enable_x64 and not os.environ.get("JAX_ENABLE_X64"):
+        raise pytest.UsageError(
+            "a test module switched jax_enable_x64 on when it was imported; set it inside the "
+            "test (the x64 fixture or jax.enable_x64) instead"
+        )
