@@ -199,15 +199,7 @@ def sweep(
         for name, arr in zip(grid, arrays, strict=True)
     }
     rows[_SEED] = np.tile(np.arange(seeds, dtype=np.int32), arrays[0].size)
-    static = dict(
-        make_optimizer=make_optimizer,
-        steps=steps,
-        seeds=seeds,
-        record_every=record_every,
-        coords=tuple(int(c) for c in coords),
-        pass_value=pass_value,
-        blowup=float(blowup),
-    )
+    static = _static(make_optimizer, steps, seeds, record_every, coords, pass_value, blowup)
 
     def call(m: Mesh, batch: dict[str, jax.Array]) -> Trajectory:
         return _sweep_jit(batch, key, objective, x0j, mesh=m, **static)
@@ -232,6 +224,27 @@ def sweep(
 
 
 _SEED = "__seed__"
+
+
+def _static(
+    make_optimizer: Callable[..., optax.GradientTransformation],
+    steps: int,
+    seeds: int,
+    record_every: int,
+    coords: Sequence[int],
+    pass_value: bool,
+    blowup: float,
+) -> dict[str, Any]:
+    """The static (compile-time) arguments of one sweep's compiled runs."""
+    return dict(
+        make_optimizer=make_optimizer,
+        steps=steps,
+        seeds=seeds,
+        record_every=record_every,
+        coords=tuple(int(c) for c in coords),
+        pass_value=pass_value,
+        blowup=float(blowup),
+    )
 
 
 def sweep_memory(
@@ -269,15 +282,7 @@ def sweep_memory(
     x0j = jnp.asarray(objective.x0 if x0 is None else x0)
     row: dict[str, np.ndarray] = {n: np.zeros(1, np.dtype(x0j.dtype)) for n in names}
     row[_SEED] = np.zeros(1, np.int32)
-    static = dict(
-        make_optimizer=make_optimizer,
-        steps=steps,
-        seeds=seeds,
-        record_every=record_every,
-        coords=tuple(int(c) for c in record_coords),
-        pass_value=pass_value,
-        blowup=float(blowup),
-    )
+    static = _static(make_optimizer, steps, seeds, record_every, record_coords, pass_value, blowup)
     per_row = _bytes_per_row(objective, x0j, row, static)
     shapes = jax.eval_shape(
         lambda b: _run_rows(b, jax.random.key(0), objective, x0j, **static), row
