@@ -24,13 +24,8 @@ from optimizers._common import (
     value_ok,
 )
 from optimizers._curvature_oracle import curvature_run, curvature_smooth
-from optimizers.feedback import (
-    SensorConvention,
-    feedback_update,
-    numerator_scale,
-    sensor_init,
-    sensor_step,
-)
+from optimizers.feedback_law import SensorConvention, feedback_update, numerator_scale
+from optimizers.momentum_sensor import sensor_init, sensor_step
 from optimizers.singlestep_jax import single_step
 from optimizers.yellowfin_oracles import (
     debias_factor,

@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 import jax
 
 from optimizers._common import check_key
-from optimizers.feedback import DEFAULT_GAIN, SensorState, check_loop_args
+from optimizers.feedback_law import DEFAULT_GAIN, check_loop_args
+from optimizers.momentum_sensor import SensorState
 from optimizers.yellowfin_oracles import OracleState
 
 # Integer hyper-parameters that shape arrays: pass them as ``static_args`` to

@@ -17,7 +17,8 @@ from optimizers import (
     momentum_sensor,
     yellowfin,
 )
-from optimizers.feedback import DEFAULT_GAIN, _median_of_finite, feedback_update, sensor_init
+from optimizers.feedback_law import DEFAULT_GAIN, feedback_update
+from optimizers.momentum_sensor import _median_of_finite, sensor_init
 from tests.optimizers._injection import assert_injection_transparent
 
 D = 256
