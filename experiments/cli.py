@@ -23,18 +23,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
 from experiments import registry
+from experiments._cli_progress import ExperimentProgress, progress_display
 from experiments.record import Record
 
 app = typer.Typer(
@@ -153,7 +146,13 @@ def run_one(
     tier = "gpu" if gpu else ("quick" if quick else "full")
     from experiments import reproduce
 
-    record = reproduce.run_experiment(exp, tier=tier, seed=seed, out=target)
+    with progress_display() as progress:
+        current = ExperimentProgress(progress)
+        current.start(exp.name)
+        record = reproduce.run_experiment(
+            exp, tier=tier, seed=seed, out=target, on_progress=current.update
+        )
+        current.stop()
     console = _console()
     _say(console, f"{exp.name} ({tier}): {record.verdict} - {record.summary}")
     _say(console, f"written to {target / exp.name}")
@@ -192,21 +191,17 @@ def reproduce_all(
         registry.get(name)
     _output_dir(out)
     console = _console()
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     total = len(only) if only else len(registry.experiments())
-    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
+    with progress_display() as progress:
         task = progress.add_task("reproduce", total=total)
+        current = ExperimentProgress(progress)
 
         def started(name: str, mode: str) -> None:
-            progress.update(task, description=escape(f"{name} ({mode})"))
+            progress.update(task, description=escape(f"reproduce ({mode})"))
+            current.start(name)
 
         def done(outcome: reproduce.Outcome) -> None:
+            current.stop()
             _say(console, f"{outcome.name}: {outcome.status} ({outcome.detail})")
             if outcome.status != "error" or outcome.record is not None:
                 progress.advance(task)
@@ -220,6 +215,7 @@ def reproduce_all(
             seed=seed,
             on_start=started,
             on_done=done,
+            on_progress=current.update,
         )
     counts = {
         s: sum(o.status == s for o in outcomes) for s in ("ran", "reused", "skipped", "error")

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments import provenance, registry
+from experiments import provenance, registry, runtime
 from experiments.fingerprint import code_fingerprint
 from experiments.record import Record, current_umask, file_digest, to_jsonable
 from experiments.report import record_figures
@@ -203,6 +203,7 @@ def run_experiment(
     seed: int,
     out: str | Path,
     tier: str | None = None,
+    on_progress: runtime.ProgressCallback | None = None,
 ) -> Record:
     """Run one experiment, write its record and figure under ``out/<name>/`` and return the record.
 
@@ -213,6 +214,11 @@ def run_experiment(
     until the swap the earlier run's files stay as they were.
 
     Give either ``quick`` (quick or full tier) or ``tier`` (``"quick"``, ``"full"``, ``"gpu"``).
+
+    The run happens inside :func:`experiments.runtime.running`: its stages and checkpoints live in
+    ``out/.work/<name>/<key>`` (key: tier, seed, configuration, code fingerprint), so a killed run
+    resumes from its finished stages; the directory is removed once a record without error is
+    written. ``on_progress(fraction, what)`` receives the experiment's progress reports.
     """
     check_seed(seed)
     tier = _tier(quick, tier)
@@ -224,8 +230,11 @@ def run_experiment(
     started = provenance.utc_now()
     t0 = time.perf_counter()
     failure: str | None = None
+    work = out / runtime.WORK_DIR / experiment.name
+    work = work / runtime.work_key(tier=tier, seed=seed, config=config, code=fingerprint)
     try:
-        record = experiment.run(experiment.make_config(tier), seed)
+        with runtime.running(work, on_progress):
+            record = experiment.run(experiment.make_config(tier), seed)
         if not isinstance(record, Record):
             raise TypeError(f"run() returned {type(record).__name__}, not a Record")
     except Exception as err:
@@ -253,6 +262,8 @@ def run_experiment(
             _write_figures(experiment, record, staging)
         record.save(staging)
         _swap_in(staging, out / experiment.name)
+    if record.verdict != "error":
+        runtime.discard(work)
     return record
 
 
@@ -340,6 +351,7 @@ def reproduce(
     seed: int = 0,
     on_start: Callable[[str, str], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    on_progress: runtime.ProgressCallback | None = None,
 ) -> list[Outcome]:
     """Run (or reuse) every selected experiment that fits the machine, then write the report.
 
@@ -353,6 +365,7 @@ def reproduce(
         seed: the seed passed to every experiment.
         on_start: called with ``(name, what)`` before each experiment (progress display).
         on_done: called with each :class:`Outcome`.
+        on_progress: called with ``(fraction, what)`` as the running experiment reports progress.
 
     Returns:
         One :class:`Outcome` per experiment, plus one ``error`` outcome per experiment module that
@@ -378,7 +391,7 @@ def reproduce(
         else:
             if on_start is not None:
                 on_start(exp.name, tier)
-            rec = run_experiment(exp, tier=tier, seed=seed, out=out)
+            rec = run_experiment(exp, tier=tier, seed=seed, out=out, on_progress=on_progress)
             status = "error" if rec.verdict == "error" else "ran"
             outcome = Outcome(exp.name, status, f"{tier}: {rec.verdict}", rec)
         outcomes.append(outcome)
