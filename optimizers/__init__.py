@@ -1,5 +1,5 @@
-"""Optimizers as optax transformations: YellowFin (with closed-loop momentum feedback), MoMo,
-MoMo-Adam, MoMo* and exact heavy ball.
+"""Optimizers as optax transformations: YellowFin, MoMo, MoMo-Adam, MoMo* and exact heavy ball,
+and closed-loop momentum around any optax optimizer whose momentum is injected.
 
 Baselines (SGD, SGD with momentum, Adam) are optax's own.
 """
@@ -7,6 +7,12 @@ Baselines (SGD, SGD with momentum, Adam) are optax's own.
 from __future__ import annotations
 
 from optimizers._common import logged_stats
+from optimizers.closed_loop import (
+    ClosedLoopState,
+    LoopState,
+    closed_loop,
+    closed_loop_yellowfin,
+)
 from optimizers.feedback import (
     MOMENTUM_FEEDBACK_STATIC_ARGS,
     MomentumFeedbackState,
@@ -26,12 +32,16 @@ from optimizers.yellowfin import (
 __all__ = [
     "MOMENTUM_FEEDBACK_STATIC_ARGS",
     "YELLOWFIN_STATIC_ARGS",
+    "ClosedLoopState",
     "HeavyBallState",
+    "LoopState",
     "MomentumFeedbackState",
     "MomoAdamState",
     "MomoState",
     "YellowFinLoopState",
     "YellowFinState",
+    "closed_loop",
+    "closed_loop_yellowfin",
     "heavy_ball",
     "logged_stats",
     "momentum_feedback",

@@ -76,6 +76,7 @@ def yellowfin(
     weight_decay: float = 0.0,
     stats_see_weight_decay: bool = False,
     smoothed_tuning: bool = False,
+    tune_momentum: bool = True,
     closed_loop: bool = False,
     feedback_gain: float | None = None,
     target_momentum: float | None = None,
@@ -160,6 +161,10 @@ def yellowfin(
         weight_decay: coupled L2 coefficient >= 0 (needs ``params``).
         stats_see_weight_decay: measure g + weight_decay * x instead of g.
         smoothed_tuning: apply the EMA-smoothed lr and mu.
+        tune_momentum: apply SingleStep's mu (default). False applies ``momentum`` at every step
+            (a fixed value, or one set from outside: ``optax.inject_hyperparams`` and
+            ``optimizers.closed_loop``, whose target is then the ``tuned_momentum`` recorded in
+            the state); the learning rate stays SingleStep's.
         closed_loop: enable the momentum feedback loop. The settings below up to ``sensor_key``
             apply only to it: setting one of them without ``closed_loop=True`` raises.
         feedback_gain: controller gain in (0, 1] (default 0.02).
@@ -198,6 +203,8 @@ def yellowfin(
     """
     check_scalar("learning_rate", learning_rate, 0.0, lo_open=True)
     check_scalar("momentum", momentum, 0.0, 1.0, hi_open=True)
+    if closed_loop and not tune_momentum:
+        raise ValueError("tune_momentum=False conflicts with closed_loop=True (drop one)")
     check_scalar("beta", beta, 0.0, 1.0, hi_open=True)
     curv_window = check_int("curv_window", curv_window, 1)
     check_scalar("lr_factor", lr_factor, 0.0)
@@ -266,6 +273,8 @@ def yellowfin(
             fresh(0.0),
             fresh(0.0),
             zero_i(),
+            fresh(momentum),
+            fresh(lr0 * _at(lr_factor, zero_i(), dt)),
         )
         if not closed_loop:
             return YellowFinState(*base)
@@ -364,7 +373,8 @@ def yellowfin(
         if smoothed_tuning:
             lr_t, mu_t = jnp.where(tuning, lr_smooth, lr_t), jnp.where(tuning, mu_smooth, mu_t)
         lr = lr_t * _at(lr_factor, t, dt)
-        mu = state.mu_algo if closed_loop else mu_t
+        mu = mu_t if tune_momentum else jnp.asarray(momentum, dt)
+        mu = state.mu_algo if closed_loop else mu
 
         norm = jnp.sqrt(grad_sq)
         if clip_move:
@@ -405,6 +415,8 @@ def yellowfin(
             grad_var=reading.grad_var,
             dist_to_opt=reading.dist_to_opt,
             skipped=state.skipped,
+            tuned_momentum=mu_t,
+            step_size=lr * s_stat * s_big,
         )
         if closed_loop:
             target = mu_t if target_momentum is None else state.mu_target

@@ -45,6 +45,7 @@ _BASE_LOGGED = (
     "grad_var",
     "dist_to_opt",
     "skipped",
+    "tuned_momentum",
 )
 
 
@@ -61,6 +62,11 @@ class YellowFinState(NamedTuple):
         momentum: momentum applied at the last step.
         h_min, h_max, grad_var, dist_to_opt: the last oracle readings.
         skipped: steps skipped for a non-finite gradient or loss.
+        tuned_momentum: SingleStep's momentum of the last step (the constructor's ``momentum``
+            at step 0), applied unless ``tune_momentum=False``; the closed loop's target.
+        step_size: the factor that multiplied the raw gradient in the last move: the applied
+            learning rate times the clip factors of the gradient (the numerator step of the
+            momentum sensor, ``optimizers.momentum_sensor``).
     """
 
     count: jax.Array
@@ -75,6 +81,8 @@ class YellowFinState(NamedTuple):
     grad_var: jax.Array
     dist_to_opt: jax.Array
     skipped: jax.Array
+    tuned_momentum: jax.Array
+    step_size: jax.Array
 
     LOGGED = _BASE_LOGGED
 
@@ -101,6 +109,8 @@ class YellowFinLoopState(NamedTuple):
     grad_var: jax.Array
     dist_to_opt: jax.Array
     skipped: jax.Array
+    tuned_momentum: jax.Array
+    step_size: jax.Array
     sensor: SensorState
     mu_algo: jax.Array
     mu_hat: jax.Array
