@@ -14,12 +14,14 @@ from gpu.rates import (
     per_variable_rates,
     sample_coordinates,
 )
+from gpu.resources import ResourceMeter, RunResources
 from gpu.stale import StalenessLaw, empirical, fixed, geometric, uniform
 from gpu.tasks import Task, classification_task, evaluate, language_model_task
 from gpu.train import (
     TrainResult,
     TrainState,
     as_extra_args,
+    chunk_runner,
     init_state,
     make_step,
     scan_steps,
@@ -29,12 +31,15 @@ from gpu.train import (
 __all__ = [
     "Coordinates",
     "RateReport",
+    "ResourceMeter",
+    "RunResources",
     "StalenessLaw",
     "SweepResult",
     "Task",
     "TrainResult",
     "TrainState",
     "as_extra_args",
+    "chunk_runner",
     "classification_task",
     "empirical",
     "evaluate",

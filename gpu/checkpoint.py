@@ -188,3 +188,63 @@ def check_fingerprint(path: str | Path, fingerprint: Mapping[str, str]) -> None:
             f"checkpoint {path} was written by a different run: {'; '.join(diffs)}; refusing to "
             "resume (use another checkpoint_dir or delete the file)"
         )
+
+
+def run_fingerprint(
+    state: Any,
+    task: Any,
+    seed: int,
+    staleness: Any,
+    pass_staleness: bool,
+    track: Any,
+    run_config: Mapping[str, Any] | None,
+) -> dict[str, str]:
+    """What identifies a run for checkpoint resume: every component must match to resume.
+
+    ``optimizer`` digests the initial optimizer state (its NamedTuple types, leaf paths, shapes and
+    values): it tells optimizers apart, but not hyper-parameters that live only in the update
+    function (``optax.adam(1e-3)`` and ``optax.adam(1e-2)`` start from the same state); name those
+    in ``run_config``. ``model`` digests the parameter structure only, not the initial values,
+    which the checkpoint replaces.
+
+    Returns:
+        ``{component: string}`` for ``seed``, ``task``, ``model``, ``optimizer``, ``staleness``,
+        ``pass_staleness``, ``track`` and ``run_config``; stored with
+        :func:`gpu.checkpoint.encode_fingerprint` and compared by
+        :func:`gpu.checkpoint.check_fingerprint`.
+
+    Example:
+        >>> import optax
+        >>> from flax import nnx
+        >>> from gpu.data import load_digits
+        >>> from gpu.models import MLP
+        >>> from gpu.tasks import classification_task
+        >>> from gpu.train import init_state
+        >>> task = classification_task(load_digits(), 32)
+        >>> def fingerprint(tx, seed=0):
+        ...     _, state = init_state(MLP(64, (16,), 10, rngs=nnx.Rngs(seed)), tx, seed)
+        ...     return run_fingerprint(state, task, seed, None, False, None, {"lr": 0.1})
+        >>> fp = fingerprint(optax.sgd(0.1, 0.9))
+        >>> fp["seed"], fp["run_config"]
+        ('0', '{"lr": 0.1}')
+        >>> fp == fingerprint(optax.sgd(0.1, 0.9))  # the same run, rebuilt
+        True
+        >>> fp["optimizer"] == fingerprint(optax.adam(1e-3))["optimizer"]
+        False
+        >>> fp["model"] == fingerprint(optax.sgd(0.1, 0.9), seed=1)["model"]  # structure only
+        True
+    """
+    config = (
+        None if run_config is None else json.dumps(dict(run_config), sort_keys=True, default=str)
+    )
+    tracked = None if track is None else tree_digest((track.leaf, track.flat))[:16]
+    return {
+        "seed": str(seed),
+        "task": f"{task.name} checksum {task.checksum[:16]} batch_size {task.batch_size}",
+        "model": tree_digest((state.params, state.rest), values=False)[:16],
+        "optimizer": tree_digest(state.opt_state)[:16],
+        "staleness": repr(staleness),
+        "pass_staleness": str(bool(pass_staleness)),
+        "track": str(tracked),
+        "run_config": str(config),
+    }

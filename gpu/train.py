@@ -18,7 +18,6 @@ every optimizer is wrapped with ``optax.with_extra_args_support``).
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,10 +36,11 @@ from gpu.checkpoint import (
     check_fingerprint,
     encode_fingerprint,
     load_checkpoint,
+    run_fingerprint,
     save_checkpoint,
-    tree_digest,
 )
 from gpu.rates import Coordinates, gather_coordinates
+from gpu.resources import ResourceMeter, RunResources
 from gpu.tasks import Task, eval_graphdef, evaluate, forward_loss
 from optimizers import logged_stats
 
@@ -72,6 +72,9 @@ class TrainResult:
         steps_done: steps completed so far (over every resumed call).
         stopped: ``"done"``, ``"step_budget"``, ``"time_budget"`` or ``"nonfinite"``.
         wall_time_s: wall time of this call.
+        info: task name, data checksum, seed, device, and ``resources`` (``resources.as_dict()``).
+        resources: steps per second (compilation excluded) and peak memory of this call
+            (:class:`gpu.resources.RunResources`).
     """
 
     metrics: dict[str, np.ndarray]
@@ -82,6 +85,7 @@ class TrainResult:
     stopped: str
     wall_time_s: float
     info: dict = field(default_factory=dict)
+    resources: RunResources | None = None
 
     def model(self) -> nnx.Module:
         """The trained model as an nnx module."""
@@ -117,13 +121,24 @@ def make_step(
     staleness: _stale.StalenessLaw | None = None,
     pass_staleness: bool = False,
     track: Coordinates | None = None,
+    pass_loss_fn: bool = False,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]:
-    """The pure step ``(state, data) -> (state, metrics)`` described in the module docstring."""
+    """The pure step ``(state, data) -> (state, metrics)`` described in the module docstring.
+
+    ``pass_loss_fn`` also passes ``loss_fn=f`` to the optimizer, ``f(p)`` the loss of the step's
+    minibatch at parameters ``p`` (BatchNorm statistics of the step), for optimizers that measure
+    curvature with Hessian-vector products (``yellowfin(curvature="hessian")``).
+    """
+    return _step_fn(graphdef, tx, task.sample, staleness, pass_staleness, track, pass_loss_fn)
+
+
+def _step_fn(graphdef, tx, sample, staleness, pass_staleness, track, pass_loss_fn) -> Callable:
+    """:func:`make_step` from the sampler alone (the data set's arrays are the step's argument)."""
 
     def step(state: TrainState, data: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         t = state.step
         key = jax.random.wrap_key_data(state.key)
-        batch = task.sample(data, jax.random.fold_in(key, 0), t)
+        batch = sample(data, jax.random.fold_in(key, 0), t)
         metrics: dict[str, jax.Array] = {}
         extra: dict[str, Any] = {}
         buffer = state.buffer
@@ -139,8 +154,12 @@ def make_step(
                 extra["staleness"] = tau
         if track is not None:
             metrics["tracked"] = gather_coordinates(state.params, track)
-        grad_fn = jax.value_and_grad(functools.partial(forward_loss, graphdef), has_aux=True)
-        (loss, (acc, rest)), grads = grad_fn(at, state.rest, batch)
+        loss_of = functools.partial(forward_loss, graphdef)
+        if pass_loss_fn:
+            extra["loss_fn"] = lambda p: loss_of(p, state.rest, batch)[0]
+        (loss, (acc, rest)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+            at, state.rest, batch
+        )
         updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss, **extra)
         params = optax.apply_updates(state.params, updates)
         metrics["loss"], metrics["accuracy"] = loss, acc
@@ -162,61 +181,40 @@ def scan_steps(step: Callable) -> Callable:
     return jax.jit(run, static_argnums=2, donate_argnums=0)
 
 
-def run_fingerprint(
-    state: TrainState,
-    task: Task,
-    seed: int,
-    staleness: _stale.StalenessLaw | None,
-    pass_staleness: bool,
-    track: Coordinates | None,
-    run_config: Mapping[str, Any] | None,
-) -> dict[str, str]:
-    """What identifies a run for checkpoint resume: every component must match to resume.
-
-    ``optimizer`` digests the initial optimizer state (its NamedTuple types, leaf paths, shapes and
-    values): it tells optimizers apart, but not hyper-parameters that live only in the update
-    function (``optax.adam(1e-3)`` and ``optax.adam(1e-2)`` start from the same state); name those
-    in ``run_config``. ``model`` digests the parameter structure only, not the initial values,
-    which the checkpoint replaces.
-
-    Returns:
-        ``{component: string}`` for ``seed``, ``task``, ``model``, ``optimizer``, ``staleness``,
-        ``pass_staleness``, ``track`` and ``run_config``; stored with
-        :func:`gpu.checkpoint.encode_fingerprint` and compared by
-        :func:`gpu.checkpoint.check_fingerprint`.
-
-    Example:
-        >>> from gpu.data import load_digits
-        >>> from gpu.models import MLP
-        >>> from gpu.tasks import classification_task
-        >>> task = classification_task(load_digits(), 32)
-        >>> def fingerprint(tx, seed=0):
-        ...     _, state = init_state(MLP(64, (16,), 10, rngs=nnx.Rngs(seed)), tx, seed)
-        ...     return run_fingerprint(state, task, seed, None, False, None, {"lr": 0.1})
-        >>> fp = fingerprint(optax.sgd(0.1, 0.9))
-        >>> fp["seed"], fp["run_config"]
-        ('0', '{"lr": 0.1}')
-        >>> fp == fingerprint(optax.sgd(0.1, 0.9))  # the same run, rebuilt
-        True
-        >>> fp["optimizer"] == fingerprint(optax.adam(1e-3))["optimizer"]
-        False
-        >>> fp["model"] == fingerprint(optax.sgd(0.1, 0.9), seed=1)["model"]  # structure only
-        True
-    """
-    config = (
-        None if run_config is None else json.dumps(dict(run_config), sort_keys=True, default=str)
+@functools.lru_cache(maxsize=32)
+def _cached_runner(graphdef, tx, sample, staleness, pass_staleness, track, pass_loss_fn):
+    step = _step_fn(
+        graphdef, as_extra_args(tx), sample, staleness, pass_staleness, track, pass_loss_fn
     )
-    tracked = None if track is None else tree_digest((track.leaf, track.flat))[:16]
-    return {
-        "seed": str(seed),
-        "task": f"{task.name} checksum {task.checksum[:16]} batch_size {task.batch_size}",
-        "model": tree_digest((state.params, state.rest), values=False)[:16],
-        "optimizer": tree_digest(state.opt_state)[:16],
-        "staleness": repr(staleness),
-        "pass_staleness": str(bool(pass_staleness)),
-        "track": str(tracked),
-        "run_config": str(config),
-    }
+    return scan_steps(step)
+
+
+def chunk_runner(
+    graphdef: Any,
+    tx: optax.GradientTransformation,
+    task: Task,
+    *,
+    staleness: _stale.StalenessLaw | None = None,
+    pass_staleness: bool = False,
+    track: Coordinates | None = None,
+    pass_loss_fn: bool = False,
+) -> Callable:
+    """``scan_steps(make_step(graphdef, as_extra_args(tx), task, ...))``, cached.
+
+    The jitted runner is kept (32 most recent) per model graph (equal for models of the same
+    structure), optimizer object ``tx``, sampler ``task.sample`` (one per task object), staleness
+    law, tracked coordinates and ``pass_loss_fn``; ``jax.jit`` then keeps one program per chunk
+    length and argument shapes. So repeated :func:`train` runs of the same model structure,
+    optimizer object and task reuse the compiled chunks instead of tracing them again. A new
+    optimizer object (``optax.adam(1e-3)`` called again) is a new key: its hyper-parameters are
+    constants of the program. Unhashable arguments build an uncached runner.
+    """
+    key = (graphdef, tx, task.sample, staleness, bool(pass_staleness), track, bool(pass_loss_fn))
+    try:
+        hash(key)
+    except TypeError:
+        return _cached_runner.__wrapped__(*key)
+    return _cached_runner(*key)
 
 
 def _check(name: str, value: Any, lo: float, allow_none: bool = False) -> None:
@@ -246,6 +244,7 @@ def train(
     stop_on_nonfinite: bool = True,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     run_config: Mapping[str, Any] | None = None,
+    pass_loss_fn: bool = False,
 ) -> TrainResult:
     """Train ``model`` with ``tx`` on ``task`` for ``steps`` steps (or until a budget runs out).
 
@@ -274,6 +273,12 @@ def train(
         progress: called after every chunk as ``progress(step, steps, last_metrics)``.
         run_config: JSON-able description of the run (e.g. the optimizer's name and
             hyper-parameters) added to the checkpoint fingerprint; it must match to resume.
+        pass_loss_fn: also pass the minibatch loss function as ``loss_fn=`` (see
+            :func:`make_step`).
+
+    The compiled chunks are cached (:func:`chunk_runner`), and every chunk goes through a
+    :class:`gpu.resources.ResourceMeter`: ``result.resources`` holds the steps per second
+    (compilation excluded) and the peak memory of the call.
 
     Returns:
         A :class:`TrainResult`; deterministic for a given seed on the CPU, also across resumes.
@@ -313,11 +318,16 @@ def train(
             for e in evals:
                 e["step"] = int(e["step"])
     egraph = graphdef if eval_batch_stats else eval_graphdef(graphdef, state.params, state.rest)
-    run = scan_steps(
-        make_step(
-            graphdef, txe, task, staleness=staleness, pass_staleness=pass_staleness, track=track
-        )
+    run = chunk_runner(
+        graphdef,
+        tx,
+        task,
+        staleness=staleness,
+        pass_staleness=pass_staleness,
+        track=track,
+        pass_loss_fn=pass_loss_fn,
     )
+    meter = ResourceMeter()
 
     def save() -> None:
         if ckpt is None:
@@ -351,7 +361,7 @@ def train(
         if step_budget is not None:
             bounds.append(start + step_budget)
         n = min(bounds) - done
-        state, metrics = run(state, task.train_data, n)
+        state, metrics = meter.run_chunk(run, state, task.train_data, n)
         for k, v in jax.device_get(metrics).items():
             history.setdefault(k, []).append(np.asarray(v))
         done += n
@@ -369,6 +379,7 @@ def train(
         do_eval(done)
     save()
     metrics_out = {k: np.concatenate(v) for k, v in history.items()}
+    resources = meter.finish()
     return TrainResult(
         metrics_out,
         evals,
@@ -382,5 +393,7 @@ def train(
             "data_checksum": task.checksum,
             "seed": seed,
             "device": str(jax.devices()[0]),
+            "resources": resources.as_dict(),
         },
+        resources,
     )
