@@ -85,6 +85,21 @@ def style(method: str, **overrides: Any) -> dict[str, Any]:
     return kwargs
 
 
+def series_color(i: int) -> str:
+    """Colour of the ``i``-th series that is not a method (a sweep over mu, kappa, M, ...).
+
+    The colours of :data:`PALETTE` in order, repeated past its end; method colours
+    (:data:`STYLE`) stay reserved for methods, so a mu sweep never reads as "YellowFin vs MoMo".
+
+    Example:
+        >>> series_color(0) == PALETTE[0]
+        True
+    """
+    if not isinstance(i, (int, np.integer)) or i < 0:
+        raise ValueError(f"i must be an integer >= 0 (got {i!r})")
+    return PALETTE[int(i) % len(PALETTE)]
+
+
 def moving_average(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average of a noisy trace that skips non-finite samples.
 
@@ -128,28 +143,48 @@ def figure(
     return fig, axes
 
 
-def _plain(value: float, _pos: int) -> str:
-    return f"{value:g}"
+def _mantissa(value: float) -> float:
+    """``m`` in ``value = m 10^e`` with ``1 <= m < 10`` (rounded: tick values are exact)."""
+    return round(value / 10.0 ** np.floor(np.log10(value) + 1e-9), 6)
+
+
+def _plain_on(mantissas: tuple[int, ...]):
+    """A formatter writing ``value`` plainly when its mantissa is in ``mantissas``, else ``""``."""
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(value: float, _pos: int) -> str:
+        return f"{value:g}" if value > 0 and _mantissa(value) in mantissas else ""
+
+    return FuncFormatter(fmt)
 
 
 def readable_log_ticks(fig: Figure, max_decades: float = 1.5) -> None:
     """Plain tick labels (``2``, ``3``, ``4``) on log axes that span less than ``max_decades``.
 
     Matplotlib labels the minor ticks of a short log axis in scientific form (``4x10^0``), which
-    reads badly; a short axis gets plain numbers instead. Longer axes keep powers of ten.
+    reads badly; a short axis gets plain numbers instead. Longer axes keep powers of ten. So that
+    the labels do not run into each other, fewer are written as the axis grows: every tick below
+    half a decade, the mantissas 1, 2, 3, 5 below one decade, and 1, 2, 5 up to ``max_decades``.
     """
-    from matplotlib.ticker import FuncFormatter
-
     for ax in fig.axes:
         for axis, scale, limits in (
             (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
             (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
         ):
             lo, hi = sorted(limits)
-            if scale != "log" or not lo > 0 or np.log10(hi / lo) >= max_decades:
+            if scale != "log" or not lo > 0:
                 continue
-            axis.set_major_formatter(FuncFormatter(_plain))
-            axis.set_minor_formatter(FuncFormatter(_plain))
+            span = np.log10(hi / lo)
+            if span >= max_decades:
+                continue
+            if span < 0.5:
+                mantissas: tuple[int, ...] = tuple(range(1, 10))
+            elif span < 1.0:
+                mantissas = (1, 2, 3, 5)
+            else:
+                mantissas = (1, 2, 5)
+            axis.set_major_formatter(_plain_on(mantissas))
+            axis.set_minor_formatter(_plain_on(mantissas))
 
 
 def render(fig: Figure, fmt: str) -> bytes:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
 from experiments.framework import Record, figure, style
+from experiments.style import series_color
 
 
 def plot(record: Record) -> Figure:
@@ -17,7 +17,6 @@ def plot(record: Record) -> Figure:
     m = np.linspace(min(mus.min(), 0.4), 0.99, 200)
     ax_mu.plot(m, np.sqrt(m), **style("prediction", label=r"theory $\sqrt{\mu}$"))
     markers = "osD^vPX*"
-    colors = [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.0, 0.85, len(kappas))]
     # Rates at one mu are equal for every kappa: dodge the kappas sideways (and shrink the later
     # markers) so that no pair hides another.
     dodge = 0.012 * (np.arange(len(kappas)) - (len(kappas) - 1) / 2.0)
@@ -32,11 +31,10 @@ def plot(record: Record) -> Figure:
             fmt=markers[j % len(markers)],
             ms=6.0 - 3.0 * j / max(1, len(kappas) - 1),
             mfc="none",
-            color=colors[j],
+            color=series_color(j),
             label=rf"measured, $\kappa$={kappa:g}",
         )
     z = float(record.config.get("z_tol", 4.0))
-    mu_colors = [style(k)["color"] for k in ("heavy-ball", "yellowfin", "momo", "adam", "sgd")]
     for i, mu in enumerate(mus):
         cols = ok[i]
         if not cols.any():
@@ -48,7 +46,7 @@ def plot(record: Record) -> Figure:
             fmt=markers[i % len(markers)],
             ms=4,
             mfc="none",
-            color=mu_colors[i % len(mu_colors)],
+            color=series_color(len(kappas) + i),  # not the kappa colours of the first panel
             label=rf"$\mu$={mu:g}",
         )
     ax_mu.set_xlabel(r"momentum $\mu$ (kappas dodged)")
@@ -78,5 +76,6 @@ def plot(record: Record) -> Figure:
     ax_sw.set_xlabel(r"learning rate $\alpha$")
     ax_sw.set_ylabel("rate")
     ax_sw.set_title(rf"$\alpha$ sweep, $\mu$={mu_s:g}, $\kappa$={kappa_s:g}")
-    ax_sw.legend(fontsize=7, loc="lower center")
+    # Below the panel: the robust interval's shading spans its full height.
+    ax_sw.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return fig

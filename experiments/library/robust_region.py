@@ -29,7 +29,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import theory
-from experiments.framework import Check, Experiment, Record, check, figure, register, style
+from experiments.framework import Check, Experiment, Record, check, figure, register
+from experiments.style import series_color
 from optimizers import heavy_ball
 from simulators import measure_rate, quadratic, sweep
 
@@ -273,15 +274,17 @@ def plot(record: Record) -> Figure:
     left.set_xlabel(r"$\alpha h$")
     left.set_ylabel(r"momentum $\mu$")
     left.set_title("spectral radius map")
-    left.legend(loc="lower right", fontsize=7, facecolor="0.8")
-    colors = [style(k)["color"] for k in ("heavy-ball", "yellowfin", "momo")]
+    # Below the panel: inside, the legend would cover part of the map.
+    left.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncols=3, facecolor="0.8"
+    )
     for i, mu_i in enumerate(arr["pts_mu"][:, 0]):
         xs = np.linspace(1e-3, 2 * (1 + mu_i), 400)
         right.plot(
             xs,
             theory.spectral_radius(xs, mu_i, 1.0),
-            color=colors[i % 3],
-            lw=1.2,
+            color=series_color(i),
+            lw=2.0,  # wider than the sqrt(mu) line drawn over it: both stay visible where they meet
             label=rf"theory $\mu$={mu_i:g}",
         )
         u = used[i]
@@ -291,13 +294,13 @@ def plot(record: Record) -> Figure:
             yerr=arr["pts_stderr"][i][u],
             fmt="o",
             ms=3.5,
-            color=colors[i % 3],
+            color=series_color(i),
             mfc="none",
         )
         right.axhline(
             np.sqrt(mu_i),
-            color=colors[i % 3],
-            lw=0.6,
+            color=series_color(i),
+            lw=0.7,
             ls="--",
             label=rf"$\sqrt{{\mu}}$={np.sqrt(mu_i):.3g}",
         )
