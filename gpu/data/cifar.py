@@ -29,6 +29,42 @@ def _hint(variant: int) -> str:
     )
 
 
+def cifar_layout(variant: int) -> str:
+    """The files :func:`load_cifar` reads, in words (for messages that name what is missing).
+
+    Example:
+        >>> cifar_layout(100)[:40]
+        'ROOT/cifar-100-python/{train, test} (or '
+    """
+    if variant not in _LAYOUT:
+        raise ValueError(f"variant must be 10 or 100 (got {variant!r})")
+    folder, train, test, _ = _LAYOUT[variant]
+    names = ", ".join(train + test) if variant == 100 else "data_batch_1 .. 5, test_batch"
+    return (
+        f"ROOT/{folder}/{{{names}}} (or those files directly in ROOT): "
+        f"the python-pickle batches of CIFAR-{variant}"
+    )
+
+
+def find_cifar(root: str | Path | None) -> tuple[int, ...]:
+    """The CIFAR variants (10, 100) whose batch files are all present under ``root`` (the unpacked
+    folder or its parent); empty when ``root`` is None or holds neither.
+
+    Example:
+        >>> find_cifar(None)
+        ()
+    """
+    if root is None or not str(root):
+        return ()
+    found = []
+    for variant, (folder, train, test, _) in _LAYOUT.items():
+        base = Path(root)
+        base = base / folder if (base / folder).is_dir() else base
+        if all((base / f).is_file() for f in train + test):
+            found.append(variant)
+    return tuple(found)
+
+
 def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     with path.open("rb") as fh:
         batch = pickle.load(fh, encoding="bytes")
