@@ -33,6 +33,12 @@ from theory.heavy_ball import (
     tolerated_dynamic_range,
     transition_matrix,
 )
+from theory.momentum_readings import (
+    adam_noise_reading,
+    adam_reading,
+    averaged_reading,
+    derive_averaged_move,
+)
 from theory.momo_bounds import (
     momo_beta0_bound,
     momo_certificate_slack,
@@ -57,11 +63,15 @@ __all__: list[str] = [
     "Derivation",
     "Regime",
     "SymbolicCheckError",
+    "adam_noise_reading",
+    "adam_reading",
     "async_char_poly",
     "async_spectral_radius",
+    "averaged_reading",
     "chebyshev_bound",
     "curvature_range",
     "derivations",
+    "derive_averaged_move",
     "effective_step",
     "eigenvalues",
     "error_gain",
