@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from optimizers._common import logged_stats
 from optimizers.closed_loop import (
+    CLOSED_LOOP_STATIC_ARGS,
     ClosedLoopState,
     LoopState,
     closed_loop,
@@ -30,6 +31,7 @@ from optimizers.yellowfin import (
 )
 
 __all__ = [
+    "CLOSED_LOOP_STATIC_ARGS",
     "MOMENTUM_FEEDBACK_STATIC_ARGS",
     "YELLOWFIN_STATIC_ARGS",
     "ClosedLoopState",

@@ -44,7 +44,17 @@ from optimizers.momentum_sensor import SensorState, sensor_init, sensor_step
 from optimizers.yellowfin import yellowfin
 from optimizers.yellowfin_state import YELLOWFIN_STATIC_ARGS
 
-__all__ = ["ClosedLoopState", "LoopState", "closed_loop", "closed_loop_yellowfin"]
+__all__ = [
+    "CLOSED_LOOP_STATIC_ARGS",
+    "ClosedLoopState",
+    "LoopState",
+    "closed_loop",
+    "closed_loop_yellowfin",
+]
+
+# Arguments that size the sensor's ring and sample: static under ``optax.inject_hyperparams``
+# (``optax.inject_hyperparams(closed_loop, static_args=CLOSED_LOOP_STATIC_ARGS)(inner, ...)``).
+CLOSED_LOOP_STATIC_ARGS = ("sensor_size", "max_staleness", "key")
 
 _INJECT = tuple(
     c
@@ -261,7 +271,7 @@ def closed_loop(
             )
             new_inject = select_tree(ok, new_inject, inject)
         a = rule(new_inject)
-        if scale != 1.0:
+        if not (isinstance(scale, float) and scale == 1.0):  # a traced M when injected
             a = jax.tree_util.tree_map(lambda x: x * scale, a)
         mu_hat, valid, sensor = sensor_step(
             loop.sensor, moves, updates, a, staleness, min_denominator=min_denominator
