@@ -1,8 +1,9 @@
-"""Step time of the real networks for each optimizer, relative to Adam in the same run.
+"""Steps per second and memory of real networks per optimizer, relative to Adam in the same run.
 
-Run as ``python -m benchmarks.bench_gpu [--quick]``. Two models, each trained through the same
-functional core as ``gpu.train`` (one jitted ``lax.scan`` of ``steps`` steps per call, state
-donated, the loss passed as ``value=``):
+Run as ``python -m benchmarks.bench_gpu [--quick] [--rounds R]``. Two models, each trained through
+``gpu.train``'s compiled chunk (:func:`gpu.chunk_runner`: one jitted ``lax.scan`` of ``steps``
+steps per call, state donated, batches drawn inside the step from the device-resident data set,
+the loss passed as ``value=``):
 
 - ResNet (``gpu.models.ResNet``) on 32x32x3 inputs with 10 classes (synthetic, fixed-seed data of
   CIFAR's shape, so the benchmark needs no data set): ResNet-20 width 16, batch 128; quick mode
@@ -10,42 +11,42 @@ donated, the loss passed as ``value=``):
 - Character LSTM (``gpu.models.CharLSTM``) on the embedded text snapshot: hidden 256, sequences of
   64, batch 32; quick mode hidden 64, sequences of 32, batch 16.
 
-Optimizers: ``optax.adam`` (the reference), ``optax.sgd`` with momentum 0.9, and the project's
-``yellowfin``, ``momo`` and ``momo_adam`` (imported lazily; skipped with a note when missing).
-Each timing is the best over ``repeats`` interleaved rounds (every optimizer once per round, so a
-slow period of a shared machine hits all alike) after a compile/warm-up call; per-step time is that
-divided by ``steps``. Target: YellowFin and MoMo steps within 1.15x of Adam.
+Optimizers: ``optax.adam`` (the reference), ``optax.sgd`` with momentum 0.9, the project's
+``yellowfin``, ``momo``, ``momo_adam`` and ``yellowfin(curvature="hessian", curvature_every=10,
+lanczos_steps=10)`` (its step receives ``loss_fn=``, the minibatch loss). One that cannot be built
+or run is recorded as missing with the reason.
 
-Memory, per optimizer (all optimizers live in one process, so the process peak cannot separate
-them):
+**Speed** (as ``bench_optimizers``): after a compile call and one warm-up round, every optimizer
+runs one ``steps``-step chunk per round, blocked on at the end only, in an order rotated every
+round (a slow period of a shared machine hits all alike). ``steps_per_s`` is ``steps`` over the
+median chunk time; ``steps_per_s_ratio`` is the median over rounds of the per-round ratio
+``adam time / optimizer time`` (paired: both timed seconds apart), so 0.8 means 20% fewer steps
+per second than Adam. ``steps`` is a multiple of 10, so every chunk holds the same share of
+Lanczos runs.
 
-- ``opt_state_bytes``: the exact size of the optimizer state (sum of its leaves' bytes), next to
-  ``params_bytes``;
-- ``compiled``: XLA's memory analysis of the compiled ``steps``-step scan on the present backend
-  (``Compiled.memory_analysis()``): argument, output, temporary and aliased (donated) bytes and
-  XLA's ``peak_memory_in_bytes`` estimate of the program (None where the backend gives none).
+**Memory**, per optimizer, from XLA's analysis of its compiled chunk
+(:func:`gpu.resources.compiled_memory`: ``footprint = argument + output - alias + temp`` bytes,
+what the program holds while it runs), on every backend, so every optimizer is measured the same
+way: ``peak_memory_ratio`` is the footprint over Adam's; ``model_memory_ratio`` leaves out the
+data set, which the footprint includes (it is an argument of the chunk) and which dominates it for
+small models. ``opt_state_bytes`` is the exact size of the optimizer state. The allocator's peak
+(``device.memory_stats()``, GPU) cannot be separated per optimizer in one process: it is recorded
+after each optimizer's warm-up as ``device_peak_bytes_so_far`` (cumulative), with the process's
+peak resident set at the end (``process_peak_rss_bytes``).
 
-Once per model, after all its optimizers ran, ``process_peak`` records the process's peak so far:
-``device.memory_stats()["peak_bytes_in_use"]`` on a GPU, the maximum resident set
-(``getrusage``) on the CPU. It is cumulative over the process (every optimizer and model before
-it), not a per-optimizer number.
-
-The machine's load is recorded as ``load_average`` (``os.getloadavg()``: 1, 5 and 15 minute
-averages) at the ``start`` of the run, which shows the other work on the machine, and at its
-``end``, which also counts the benchmark's own threads; with ``cpu_count`` it tells how shared the
-CPU was. The JSON is written atomically to ``benchmarks/results/gpu.json``.
+The machine's load (``os.getloadavg()``) is recorded at the start and the end. Results are merged
+into ``benchmarks/results/gpu.json`` under the platform's key (cpu/gpu), written atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import importlib.metadata
 import json
 import os
 import platform
-import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,42 +58,38 @@ import numpy as np
 import optax
 from flax import nnx
 
-from gpu import (
-    as_extra_args,
-    classification_task,
-    init_state,
-    language_model_task,
-    make_step,
-    scan_steps,
-)
+from gpu import chunk_runner, classification_task, init_state, language_model_task
 from gpu.data import Dataset, load_text
 from gpu.models import CharLSTM, ResNet, init_model
+from gpu.resources import chunk_memory, device_peak_bytes, process_peak_rss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu.json"
-TARGET = 1.15
+REFERENCE = "adam"
+HESSIAN = "yellowfin_hessian_k10_m10"
 
 
-def optimizer_factories() -> tuple[
-    dict[str, Callable[[], optax.GradientTransformation]], list[str]
-]:
-    """Adam, SGD+momentum and the project's optimizers that can be imported."""
-    facts: dict[str, Callable[[], optax.GradientTransformation]] = {
-        "adam": lambda: optax.adam(1e-3),
-        "sgd_momentum": lambda: optax.sgd(0.05, momentum=0.9),
+def optimizer_factories() -> dict[str, tuple[Callable[[], optax.GradientTransformation], bool]]:
+    """``{name: (factory, pass_loss_fn)}``; the project's optimizers are imported lazily."""
+
+    def ours(attr: str, **kwargs: Any) -> Callable[[], optax.GradientTransformation]:
+        def build() -> optax.GradientTransformation:
+            import optimizers
+
+            return getattr(optimizers, attr)(**kwargs)
+
+        return build
+
+    return {
+        REFERENCE: (lambda: optax.adam(1e-3), False),
+        "sgd_momentum": (lambda: optax.sgd(0.05, momentum=0.9), False),
+        "yellowfin": (ours("yellowfin"), False),
+        "momo": (ours("momo", learning_rate=1.0), False),
+        "momo_adam": (ours("momo_adam", learning_rate=1e-2), False),
+        HESSIAN: (
+            ours("yellowfin", curvature="hessian", curvature_every=10, lanczos_steps=10),
+            True,
+        ),
     }
-    notes = []
-    ours = {"yellowfin": (), "momo": (1.0,), "momo_adam": (1e-2,)}
-    try:
-        mod = importlib.import_module("optimizers")
-    except ImportError as err:  # pragma: no cover
-        return facts, [f"optimizers not importable: {err}"]
-    for name, args in ours.items():
-        fn = getattr(mod, name, None)
-        if fn is None:
-            notes.append(f"optimizers.{name} missing: skipped")
-        else:
-            facts[name] = lambda fn=fn, args=args: fn(*args)
-    return facts, notes
 
 
 def synthetic_images(n: int, seed: int = 0) -> Dataset:
@@ -103,16 +100,6 @@ def synthetic_images(n: int, seed: int = 0) -> Dataset:
     return Dataset.build("synthetic32", x, y, x[:8], y[:8], 10)
 
 
-def process_peak() -> dict[str, Any]:
-    """The process's peak memory so far (cumulative; see the module docstring)."""
-    dev = jax.devices()[0]
-    stats = dev.memory_stats() if dev.platform == "gpu" else None
-    if stats and "peak_bytes_in_use" in stats:
-        return {"kind": "device_peak_bytes_in_use", "bytes": int(stats["peak_bytes_in_use"])}
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"kind": "host_max_rss_bytes", "bytes": int(rss_kb) * 1024}
-
-
 def tree_bytes(tree: Any) -> int:
     """Exact bytes held by the array leaves of ``tree``."""
     return int(
@@ -120,75 +107,76 @@ def tree_bytes(tree: Any) -> int:
     )
 
 
-def compiled_memory(compiled: Any) -> dict[str, int | None] | None:
-    """XLA's memory analysis of a compiled program, or None where the backend has none."""
-    try:
-        stats = compiled.memory_analysis()
-    except (AttributeError, NotImplementedError, RuntimeError):
-        return None
-    if stats is None:
-        return None
-    fields = {
-        "argument_bytes": "argument_size_in_bytes",
-        "output_bytes": "output_size_in_bytes",
-        "temp_bytes": "temp_size_in_bytes",
-        "alias_bytes": "alias_size_in_bytes",
-        "peak_estimate_bytes": "peak_memory_in_bytes",
-    }
-    return {
-        k: (None if getattr(stats, a, None) is None else int(getattr(stats, a)))
-        for k, a in fields.items()
-    }
-
-
-def optimizer_memory(state: Any, compiled: Any) -> dict[str, Any]:
-    """Per-optimizer memory: exact state sizes and the compiled program's analysis."""
+def optimizer_memory(state: Any, memory: dict[str, int] | None, data: Any) -> dict[str, Any]:
+    """Exact state sizes, the compiled chunk's analysis and its footprint without the data set."""
+    data_bytes = tree_bytes(data)
     return {
         "opt_state_bytes": tree_bytes(state.opt_state),
         "params_bytes": tree_bytes(state.params),
-        "compiled": compiled_memory(compiled),
+        "data_bytes": data_bytes,
+        "compiled": memory,
+        "model_footprint_bytes": None if memory is None else memory["footprint_bytes"] - data_bytes,
     }
 
 
-def bench_model(name: str, make_model: Callable[[], nnx.Module], task, steps: int, repeats: int):
-    facts, notes = optimizer_factories()
-    runners: dict[str, Callable[[], Any]] = {}
-    memory: dict[str, Any] = {}
-    for opt_name, make_tx in facts.items():
-        tx = as_extra_args(make_tx())
-        graphdef, state = init_state(make_model(), tx, seed=0)
-        # compiled ahead of time: the same program serves the memory analysis and the timing
-        compiled = scan_steps(make_step(graphdef, tx, task)).lower(state, task.train_data, steps)
-        compiled = compiled.compile()
-        memory[opt_name] = optimizer_memory(state, compiled)
-        box = {"state": state}
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
 
-        def call(compiled=compiled, box=box):
-            box["state"], metrics = compiled(box["state"], task.train_data)
-            return metrics["loss"]
 
-        jax.block_until_ready(call())  # warm-up
-        runners[opt_name] = call
-    best = dict.fromkeys(runners, float("inf"))
-    for _ in range(repeats):
-        for opt_name, call in runners.items():
+def bench_model(
+    name: str, make_model: Callable[[], nnx.Module], task: Any, steps: int, rounds: int
+) -> dict[str, Any]:
+    """Time and measure every optimizer on one model (see the module docstring)."""
+    live: dict[str, list[Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for opt_name, (make_tx, pass_loss_fn) in optimizer_factories().items():
+        try:
+            tx = make_tx()
+            graphdef, state = init_state(make_model(), optax.with_extra_args_support(tx), seed=0)
+            run = chunk_runner(graphdef, tx, task, pass_loss_fn=pass_loss_fn)
+            state, metrics = run(state, task.train_data, steps)  # compile
+            jax.block_until_ready(metrics)
+            memory = chunk_memory(run, state, task.train_data, steps)
+            live[opt_name] = [run, state]
+            out[opt_name] = {
+                "memory": optimizer_memory(state, memory, task.train_data),
+                "device_peak_bytes_so_far": device_peak_bytes(),
+                "loss_finite": bool(np.all(np.isfinite(np.asarray(metrics["loss"])))),
+            }
+        except Exception as err:  # recorded, not hidden: the JSON says why it is missing
+            out[opt_name] = {"missing": f"{type(err).__name__}: {err}"[:300]}
+    names = list(live)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds + 1):  # round 0 is the warm-up
+        for opt_name in names[r % len(names) :] + names[: r % len(names)]:
+            slot = live[opt_name]
             t0 = time.perf_counter()
-            jax.block_until_ready(call())
-            best[opt_name] = min(best[opt_name], time.perf_counter() - t0)
-    per_step = {k: v / steps for k, v in best.items()}
-    rel = {k: v / per_step["adam"] for k, v in per_step.items()}
+            slot[1], metrics = slot[0](slot[1], task.train_data, steps)
+            jax.block_until_ready((slot[1], metrics))
+            if r > 0:
+                times[opt_name].append(time.perf_counter() - t0)
+    ref = out.get(REFERENCE, {})
+    for opt_name, ts in times.items():
+        entry = out[opt_name]
+        mem, ref_mem = entry["memory"], ref.get("memory", {})
+        entry["median_step_ms"] = 1e3 * statistics.median(ts) / steps
+        entry["steps_per_s"] = steps / statistics.median(ts)
+        if REFERENCE in times:
+            paired = [a / t for a, t in zip(times[REFERENCE], ts, strict=True)]
+            entry["steps_per_s_ratio"] = statistics.median(paired)
+        foot = (mem["compiled"] or {}).get("footprint_bytes")
+        ref_foot = (ref_mem.get("compiled") or {}).get("footprint_bytes")
+        entry["peak_memory_ratio"] = _ratio(foot, ref_foot)
+        entry["model_memory_ratio"] = _ratio(
+            mem["model_footprint_bytes"], ref_mem.get("model_footprint_bytes")
+        )
+        entry["opt_state_ratio"] = _ratio(mem["opt_state_bytes"], ref_mem.get("opt_state_bytes"))
     return {
         "model": name,
-        "steps_per_call": steps,
-        "repeats": repeats,
-        "step_time_s": per_step,
-        "relative_to_adam": rel,
-        "within_target": {
-            k: rel[k] <= TARGET for k in rel if k in ("yellowfin", "momo", "momo_adam")
-        },
-        "memory": memory,
-        "process_peak": process_peak(),
-        "notes": notes,
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "optimizers": out,
+        "process_peak_rss_bytes": process_peak_rss_bytes(),
     }
 
 
@@ -198,37 +186,58 @@ def load_average() -> list[float] | None:
 
 
 def write_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The printed table: per model and optimizer, speed and memory relative to Adam."""
+
+    def fmt(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    lines = [
+        "| model | optimizer | ms/step | steps/s | steps/s vs Adam | peak memory vs Adam "
+        "| without data vs Adam | optimizer state |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        for opt, e in res["optimizers"].items():
+            if "missing" in e:
+                lines.append(f"| {res['model']} | {opt} | missing: {e['missing'][:60]} |||||| ")
+                continue
+            lines.append(
+                f"| {res['model']} | {opt} | {e['median_step_ms']:.2f} | {e['steps_per_s']:.1f} "
+                f"| {fmt(e.get('steps_per_s_ratio'), '.2f')} "
+                f"| {fmt(e['peak_memory_ratio'], '.3f')} | {fmt(e['model_memory_ratio'], '.2f')} "
+                f"| {e['memory']['opt_state_bytes'] / 1e6:.2f} MB |"
+            )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small models, few steps (CPU)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per model")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    rounds = args.rounds if args.rounds is not None else (5 if args.quick else 11)
+    if rounds < 1:
+        raise SystemExit("--rounds must be >= 1")
     if args.quick:
-        res_cfg, res_batch, lstm_cfg, lstm_batch, steps, repeats = (
-            (8, 8),
-            32,
-            (32, 64),
-            (16, 32),
-            10,
-            5,
-        )
+        res_cfg, res_batch, lstm_cfg, lstm_batch, steps = (8, 8), 32, (32, 64), (16, 32), 10
     else:
-        res_cfg, res_batch, lstm_cfg, lstm_batch, steps, repeats = (
-            (20, 16),
-            128,
-            (64, 256),
-            (32, 64),
-            50,
-            5,
-        )
+        res_cfg, res_batch, lstm_cfg, lstm_batch, steps = (20, 16), 128, (64, 256), (32, 64), 50
     t0 = time.perf_counter()
     load_start = load_average()
     images = classification_task(synthetic_images(2048), res_batch)
@@ -240,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
             lambda: init_model(lambda r: ResNet(res_cfg[0], res_cfg[1], 10, 3, rngs=r), 0),
             images,
             steps,
-            repeats,
+            rounds,
         ),
         bench_model(
             f"char_lstm_h{lstm_cfg[1]}_t{lstm_batch[1]}_b{lstm_batch[0]}",
@@ -249,31 +258,43 @@ def main(argv: list[str] | None = None) -> dict:
             ),
             lm_task,
             steps,
-            repeats,
+            rounds,
         ),
     ]
     dev = jax.devices()[0]
-    payload = {
-        "benchmark": "gpu",
-        "quick": args.quick,
+    run = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "device": {"platform": dev.platform, "kind": dev.device_kind, "count": jax.device_count()},
-        "target_relative_to_adam": TARGET,
-        "results": results,
-        "versions": {p: importlib.metadata.version(p) for p in ("jax", "optax", "flax")},
-        "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "load_average": {"start": load_start, "end": load_average()},
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "versions": {
+            "python": platform.python_version(),
+            **{p: importlib.metadata.version(p) for p in ("jax", "jaxlib", "optax", "flax")},
+        },
+        "quick": args.quick,
+        "rounds": rounds,
+        "reference": REFERENCE,
+        "statistic": "steps/s: steps over the median chunk time; ratios to Adam: median over "
+        "rounds of the paired ratio; memory: XLA's analysis of the compiled chunk",
+        "results": results,
         "wall_time_s": time.perf_counter() - t0,
     }
+    payload: dict = {"runs": {}}
+    if args.out.exists():
+        try:
+            old = json.loads(args.out.read_text(encoding="utf-8"))
+            if isinstance(old.get("runs"), dict):
+                payload = old
+        except (json.JSONDecodeError, OSError):
+            pass
+    payload["runs"][dev.platform] = run
     write_atomic(args.out, payload)
-    for r in results:
-        rel = ", ".join(f"{k} {v:.2f}x" for k, v in r["relative_to_adam"].items())
-        print(f"{r['model']}: adam {r['step_time_s']['adam'] * 1e3:.2f} ms/step; {rel}")
-        mem = ", ".join(f"{k} {v['opt_state_bytes'] / 1e6:.2f} MB" for k, v in r["memory"].items())
-        print(f"  optimizer state: {mem}; process peak {r['process_peak']['bytes'] / 1e9:.2f} GB")
-    print(f"load average (1, 5, 15 min): start {load_start}, end {payload['load_average']['end']}")
-    return payload
+    print(table(results))
+    print(f"rounds {rounds}, {steps} steps per chunk, device {dev.platform} ({dev.device_kind})")
+    print(f"load average (1, 5, 15 min): start {load_start}, end {run['load_average']['end']}")
+    print(f"wrote {args.out}")
+    return run
 
 
 if __name__ == "__main__":

@@ -12,6 +12,13 @@ a later call resumes: finished records of the same code and configuration are re
 ``--tiny`` runs the quick tier instead, through the same function: the check of this script on a
 CPU machine (the test suite runs it on fake experiments).
 
+Speed and memory: every training run an experiment makes through ``gpu.train`` or a
+``gpu.ResourceMeter`` is collected (:func:`gpu.collect_resources`) and written with the
+experiment's wall time, the device allocator's peak (GPU; cumulative over the process) and the
+process's peak resident set to ``<out>/resources.json`` (merged over calls), each run with its
+steps per second (compilation excluded) and peak memory (see ``gpu.resources``); one line per
+experiment is printed.
+
 Data the gpu tier reads from directories the user gives (``MOMLAB_CIFAR_DIR`` for CIFAR-10/100,
 ``MOMLAB_TEXT`` for the corpus file) are named by the experiment itself when missing.
 
@@ -22,14 +29,21 @@ the budget, 1 when one raised, 2 on invalid input.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from experiments import registry
 
 DEFAULT_BUDGET_S = 540.0
+RESOURCES_FILE = "resources.json"
 
 
 def selected(only: Sequence[str] = ()) -> list[registry.Experiment]:
@@ -68,6 +82,7 @@ def run_checks(
     """
     from experiments import reproduce
     from experiments.report import write_report
+    from gpu import collect_resources
 
     if not budget_s > 0:
         raise ValueError(f"budget_s must be > 0 seconds (got {budget_s})")
@@ -76,6 +91,7 @@ def run_checks(
     start = clock()
     outcomes: dict[str, str] = {}
     missing: dict[str, str] = {}
+    measured: dict[str, dict[str, Any]] = {}
     for exp in selected(only):
         old = reproduce.finished_record(exp, tier=tier, seed=seed, out=target)
         if old is not None:
@@ -86,10 +102,55 @@ def run_checks(
             why = f"not run: the {budget_s:.0f} s budget was spent ({spent:.0f} s); run again"
             outcomes[exp.name] = missing[exp.name] = why
             continue
-        record = reproduce.run_experiment(exp, tier=tier, seed=seed, out=target)
+        t0 = time.perf_counter()
+        with collect_resources() as runs:
+            record = reproduce.run_experiment(exp, tier=tier, seed=seed, out=target)
+        measured[exp.name] = experiment_resources(runs, time.perf_counter() - t0, tier)
         outcomes[exp.name] = record.verdict
+    write_resources(target / RESOURCES_FILE, measured)
     write_report(target, missing=missing)
     return outcomes
+
+
+def experiment_resources(runs: Sequence[Any], wall_time_s: float, tier: str) -> dict[str, Any]:
+    """What one experiment used: its runs' ``RunResources`` and process-wide peaks."""
+    from gpu.resources import device_peak_bytes, process_peak_rss_bytes
+
+    rates = [r.steps_per_s for r in runs if r.steps_per_s is not None]
+    peaks = [r.peak_bytes for r in runs if r.peak_bytes is not None]
+    return {
+        "tier": tier,
+        "wall_time_s": wall_time_s,
+        "runs": [r.as_dict() for r in runs],
+        "median_steps_per_s": float(np.median(rates)) if rates else None,
+        "max_peak_bytes": max(peaks) if peaks else None,
+        "device_peak_bytes_so_far": device_peak_bytes(),
+        "process_peak_rss_bytes": process_peak_rss_bytes(),
+    }
+
+
+def write_resources(path: Path, measured: dict[str, dict[str, Any]]) -> None:
+    """Merge ``measured`` into the JSON at ``path`` (per-experiment entries replaced)."""
+    payload: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError):
+            payload = {}
+    payload.update(measured)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def resource_line(entry: dict[str, Any]) -> str:
+    """``runs, median steps/s, largest peak`` of one experiment's entry."""
+    rate, peak = entry.get("median_steps_per_s"), entry.get("max_peak_bytes")
+    rate_s = "-" if rate is None else f"{rate:.1f}"
+    peak_s = "-" if peak is None else f"{peak / 2**20:.1f} MiB"
+    return f"{len(entry['runs'])} runs, median {rate_s} steps/s, peak {peak_s}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         print(f"gpu_checks: error: {err}", file=sys.stderr)
         return 2
+    used = Path(args.out) / RESOURCES_FILE
+    used = json.loads(used.read_text(encoding="utf-8")) if used.is_file() else {}
     for name, outcome in outcomes.items():
-        print(f"{name}: {outcome}")
+        extra = f" ({resource_line(used[name])})" if name in used else ""
+        print(f"{name}: {outcome}{extra}")
+    print(f"speed and memory: {Path(args.out) / RESOURCES_FILE}")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 1 if "error" in outcomes.values() else 0
 

@@ -14,7 +14,8 @@ from gpu.rates import (
     per_variable_rates,
     sample_coordinates,
 )
-from gpu.resources import ResourceMeter, RunResources
+from gpu.resources import ResourceMeter, RunResources, chunk_memory
+from gpu.resources import collect as collect_resources
 from gpu.stale import StalenessLaw, empirical, fixed, geometric, uniform
 from gpu.tasks import Task, classification_task, evaluate, language_model_task
 from gpu.train import (
@@ -39,8 +40,10 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "as_extra_args",
+    "chunk_memory",
     "chunk_runner",
     "classification_task",
+    "collect_resources",
     "empirical",
     "evaluate",
     "fixed",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 
+import jax
+import jax.numpy as jnp
 import pytest
 from _fake_experiments import FAST, FakeConfig
 
-from experiments import gpu_checks, registry
+from experiments import gpu_checks, registry, reproduce
 from experiments.record import Record
+from gpu import ResourceMeter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,3 +71,31 @@ def test_bad_input_is_one_line_exit_2(fakes, tmp_path, capsys) -> None:
 def test_the_real_registry_has_gpu_tiers() -> None:
     names = {e.name for e in gpu_checks.selected()}
     assert {"per-variable-rate", "yellowfin-vs-adam"} <= names
+
+
+def test_records_speed_and_memory_of_every_run(fakes, tmp_path, monkeypatch, capsys) -> None:
+    original = reproduce.run_experiment
+    run = jax.jit(lambda s, d, n: (s + n * d, {}), static_argnums=2)
+
+    def training(exp, **kwargs):  # the experiment trains: two runs of three chunks
+        if exp.name == "fake-gpu-a":
+            for _ in range(2):
+                meter, state = ResourceMeter(), jnp.zeros(8)
+                for _ in range(3):
+                    state, _ = meter.run_chunk(run, state, jnp.ones(8), 4)
+                meter.finish()
+        return original(exp, **kwargs)
+
+    monkeypatch.setattr(reproduce, "run_experiment", training)
+    assert gpu_checks.main(["--tiny", "--out", str(tmp_path)]) == 0
+    used = json.loads((tmp_path / gpu_checks.RESOURCES_FILE).read_text())
+    a, b = used["fake-gpu-a"], used["fake-gpu-b"]
+    assert [r["chunks"] for r in a["runs"]] == [3, 3] and b["runs"] == []
+    assert all(r["steps_per_s"] > 0 and r["timed_steps"] == 8 for r in a["runs"])
+    assert a["median_steps_per_s"] > 0 and a["max_peak_bytes"] > 0 and a["tier"] == "quick"
+    assert b["median_steps_per_s"] is None and b["wall_time_s"] > 0
+    out = capsys.readouterr().out
+    assert "fake-gpu-a: holds (2 runs, median " in out and "fake-gpu-b: holds (0 runs" in out
+    # a later call that reuses the records keeps what was measured
+    assert gpu_checks.main(["--tiny", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / gpu_checks.RESOURCES_FILE).read_text()) == used

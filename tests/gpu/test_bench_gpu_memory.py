@@ -6,16 +6,17 @@ import jax
 import optax
 
 from benchmarks.bench_gpu import optimizer_memory, tree_bytes
-from gpu.train import as_extra_args, init_state, make_step, scan_steps
+from gpu.resources import chunk_memory
+from gpu.train import as_extra_args, chunk_runner, init_state
 from tests.gpu._helpers import digits_task, mlp
 
 
 def _memory(tx: optax.GradientTransformation) -> dict:
-    tx = as_extra_args(tx)
-    graphdef, state = init_state(mlp(), tx, seed=0)
+    graphdef, state = init_state(mlp(), as_extra_args(tx), seed=0)
     task = digits_task()
-    compiled = scan_steps(make_step(graphdef, tx, task)).lower(state, task.train_data, 2).compile()
-    return optimizer_memory(state, compiled)
+    run = chunk_runner(graphdef, tx, task)
+    state, _ = run(state, task.train_data, 2)
+    return optimizer_memory(state, chunk_memory(run, state, task.train_data, 2), task.train_data)
 
 
 def test_state_bytes_are_exact_and_independent_of_order() -> None:
@@ -30,8 +31,12 @@ def test_state_bytes_are_exact_and_independent_of_order() -> None:
     assert sgd_m["opt_state_bytes"] == n  # one momentum buffer
     assert adam["opt_state_bytes"] == 2 * n + 4  # mu, nu and an int32 count
     assert adam["params_bytes"] == sgd["params_bytes"] == n
+    data = tree_bytes(digits_task().train_data)
+    assert adam["data_bytes"] == data
     compiled = adam["compiled"]
-    if compiled is not None and compiled["argument_bytes"] is not None:
-        # the donated state appears among the arguments of the compiled scan
-        assert compiled["argument_bytes"] >= n + adam["opt_state_bytes"]
-        assert again["compiled"]["argument_bytes"] < compiled["argument_bytes"]
+    assert compiled is not None
+    # the donated state and the data set are arguments of the compiled chunk
+    assert compiled["argument_bytes"] >= n + adam["opt_state_bytes"] + data
+    assert adam["model_footprint_bytes"] == compiled["footprint_bytes"] - data
+    assert again["compiled"]["argument_bytes"] < compiled["argument_bytes"]
+    assert again["model_footprint_bytes"] < adam["model_footprint_bytes"]
