@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments.framework import figure, style
+from experiments.style import series_color
 
 
 def plot_bounds(arr: Mapping[str, np.ndarray], f_star: float) -> Figure:
@@ -19,23 +20,28 @@ def plot_bounds(arr: Mapping[str, np.ndarray], f_star: float) -> Figure:
     ``f_*``."""
     betas, alphas, ks = arr["betas"], arr["alphas"], arr["ks"]
     fig, axes = figure(ncols=len(betas) + 1, height=4.8)
-    colors = [style(m)["color"] for m in ("momo", "heavy-ball", "yellowfin", "adam", "sgd")]
     f0 = float(arr["initial_loss"])
     for i, beta in enumerate(betas):
         ax = axes[i]
+        n = len(alphas)
         for j, alpha in enumerate(alphas):
-            c = colors[j % len(colors)]
+            c = series_color(j)
+            # Large learning rates can give the same bounds and measurements (MoMo's step cap
+            # binds): earlier alphas are drawn wider and with larger hollow markers of another
+            # shape, so that a later alpha drawn on top leaves them visible.
+            lw, pale = 0.8 + 1.3 * (n - 1 - j), 1.0 if j == n - 1 else 0.55
             if beta == 0:
-                ax.loglog(ks, arr["bound_beta0"][j], color=c, ls=":", lw=1.2)
-            ax.loglog(ks, arr["bound_sqrt_k"][i, j], color=c, ls="-.", lw=1.0)
+                ax.loglog(ks, arr["bound_beta0"][j], color=c, ls=":", lw=lw, alpha=pale)
+            ax.loglog(ks, arr["bound_sqrt_k"][i, j], color=c, ls="-.", lw=lw, alpha=pale)
             ax.errorbar(
                 ks,
                 arr["f_xbar_mean"][i, j],
                 yerr=arr["f_xbar_se"][i, j],
                 color=c,
                 ls="none",
-                marker="o",
-                ms=3,
+                marker="osD^v"[j % 5],
+                mfc="none",
+                ms=3.5 + 2.0 * (n - 1 - j),
                 label=rf"measured, $\alpha$={alpha:g}",
             )
         ax.loglog(ks, f0 * np.sqrt(ks[0] / ks), color="0.3", lw=0.8, ls="--",
@@ -52,7 +58,7 @@ def plot_bounds(arr: Mapping[str, np.ndarray], f_star: float) -> Figure:
     ax = axes[-1]
     t = np.arange(arr["lower_bound_runs"].shape[-1])
     for i, beta in enumerate(betas):
-        c = colors[i % len(colors)]
+        c = series_color(len(alphas) + i)  # not an alpha's colour from the other panels
         for run_lb in arr["lower_bound_runs"][i]:
             ax.plot(t[1:], run_lb[1:], color=c, lw=0.6, alpha=0.35)
         ax.plot(
