@@ -24,7 +24,7 @@ def plot_bands(
     axes = np.atleast_1d(axes)
     cap_inactive = cap_inactive or {}
     for ax, pair in zip(axes, pairs, strict=True):
-        for name in pair:
+        for k, name in enumerate(pair):
             key = name.replace("-", "_")
             lr, loss = arrays[f"{key}_lr"], arrays[f"{key}_loss"]
             band, opened = arrays[f"{key}_band"], arrays[f"{key}_open"]
@@ -33,7 +33,10 @@ def plot_bands(
                 ax.loglog(lr, row, color=st["color"], lw=0.5, alpha=0.35)
             with np.errstate(all="ignore"):
                 med = np.nanmedian(np.where(np.isfinite(loss), loss, np.nan), axis=0)
-            ax.loglog(lr, med, **style(name, lw=1.2, ms=3, label=f"{st['label']} (seed median)"))
+            # Both methods can reach the same loss at one learning rate: the first gets larger
+            # hollow markers, the second smaller filled ones drawn on top, so neither hides.
+            marks = {"ms": 6, "mfc": "none"} if k == 0 else {"ms": 3}
+            ax.loglog(lr, med, **style(name, lw=1.2, **marks, label=f"{st['label']} (seed median)"))
             for row, (a, b), (ob, oa) in zip(loss, band, opened, strict=True):
                 y = factor * np.nanmin(row)
                 ax.plot([lr[a], lr[b]], [y, y], color=st["color"], lw=2.0, alpha=0.6)
