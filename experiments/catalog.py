@@ -80,6 +80,13 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry("momo-robustness", "MoMo: learning-rate robustness", "cpu", ("quick", "full"), 13),
     Entry("momo-bounds", "MoMo bounds and MoMo* estimate", "cpu", ("quick", "full"), 14),
+    Entry(
+        "yellowfin-curvature-oracle",
+        "YellowFin with Hessian-vector curvature vs SingleStep at the truth",
+        "cpu",
+        ("quick", "full"),
+        16,
+    ),
 )
 # END GENERATED
 
