@@ -12,7 +12,8 @@ BatchNorm statistics, optimizer state, step, key, optional ring buffer); one ste
 ``K`` steps run in one ``lax.scan`` per host call (``jit`` with the state donated), so the host
 synchronises once per chunk, for metrics, evaluation, checkpoints, budgets and the ``progress``
 callback. The loss is always passed as ``value=`` (optimizers that do not use it ignore it:
-every optimizer is wrapped with ``optax.with_extra_args_support``).
+every optimizer is wrapped with ``optax.with_extra_args_support``). The jitted chunk is cached
+(:func:`chunk_runner`) and measured (:mod:`gpu.resources`).
 """
 
 from __future__ import annotations

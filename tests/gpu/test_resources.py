@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -118,3 +119,25 @@ def test_the_step_reads_the_data_set_on_the_device_without_transfers() -> None:
     compiled = run.lower(state, task.train_data, 4).compile()
     data_bytes = x.nbytes + y.nbytes
     assert resources.compiled_memory(compiled)["argument_bytes"] >= data_bytes
+
+
+class _Gap(NamedTuple):
+    gap: jax.Array  # largest |loss_fn(params) - value| seen; -1 when no loss_fn came
+
+
+def _loss_fn_probe() -> optax.GradientTransformationExtraArgs:
+    def update(grads, state, params=None, *, value=None, loss_fn=None, **_):
+        gap = -jnp.ones(()) if loss_fn is None else jnp.abs(loss_fn(params) - value)
+        return jax.tree.map(lambda g: -0.1 * g, grads), _Gap(jnp.maximum(state.gap, gap))
+
+    return optax.GradientTransformationExtraArgs(lambda p: _Gap(-2 * jnp.ones(())), update)
+
+
+def test_pass_loss_fn_hands_the_minibatch_loss_to_the_optimizer() -> None:
+    task = digits_task()
+    on = train(mlp(), _loss_fn_probe(), task, steps=6, chunk=3, pass_loss_fn=True)
+    # the same float32 forward pass at the same parameters and batch as the step's loss
+    loss = float(np.max(on.metrics["loss"]))
+    assert 0.0 <= float(on.state.opt_state.gap) <= 1e-6 * loss
+    off = train(mlp(), _loss_fn_probe(), task, steps=3, chunk=3)
+    assert float(off.state.opt_state.gap) == -1.0
