@@ -6,14 +6,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments.framework import Record, figure, style
+from experiments.style import series_color
 
 TOYS = ("smooth", "stitched", "smooth-separable", "stitched-separable")
-_COLORS = {
-    "smooth": style("heavy-ball")["color"],
-    "stitched": style("yellowfin")["color"],
-    "smooth-separable": style("momo")["color"],
-    "stitched-separable": style("adam")["color"],
-}
+_COLORS = {toy: series_color(i) for i, toy in enumerate(TOYS)}  # toys, not methods
+_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2)}  # legend under a shaded panel
 _MARKERS = {"smooth": "o", "stitched": "s", "smooth-separable": "D", "stitched-separable": "^"}
 
 
@@ -45,17 +42,26 @@ def plot(record: Record) -> Figure:
     ax_h.set_ylabel(r"$h(x) = f'(x)/(x - x^*)$")
     ax_h.set_title(rf"generalised curvature, YellowFin band at $\mu$={mu_f:g}")
     ax_h.set_yscale("log")
-    ax_h.legend(fontsize=6.5, loc="upper right")
+    ax_h.legend(fontsize=6.5, ncols=2, **_BELOW)  # the band shades the whole panel
     t = arr["t"]
-    for toy in TOYS:
-        d = arr[f"dist_{toy}"]
-        ax_d.semilogy(t, d / d[0], color=_COLORS[toy], lw=1.0, label=toy)
-    ax_d.semilogy(t, s**t, **style("prediction", label=r"$\sqrt{\mu}^t$"))
-    ax_d.set_ylim(1e-100, 10.0)
+    # Every toy decays like sqrt(mu)^t, so their distances would lie on one line: each toy is
+    # shifted down by 12 decades more than the last, over its own thin sqrt(mu)^t line.
+    for k, toy in enumerate(TOYS):
+        d, shift = arr[f"dist_{toy}"], 10.0 ** (-12 * k)
+        ax_d.semilogy(
+            t, shift * d / d[0], color=_COLORS[toy], lw=2.2,
+            label=toy if k == 0 else rf"{toy} ($\times 10^{{{-12 * k}}}$)",
+        )  # fmt: skip
+        ax_d.semilogy(
+            t,
+            shift * s**t,
+            **style("prediction", lw=0.8, label=r"$\sqrt{\mu}^t$" if k == 0 else None),
+        )
+    ax_d.set_ylim(10.0 ** (-12 * len(TOYS) - 80), 10.0)
     ax_d.set_xlabel("step t")
-    ax_d.set_ylabel(r"$\|x_t - x^*\| / \|x_0 - x^*\|$")
+    ax_d.set_ylabel(r"$\|x_t - x^*\| / \|x_0 - x^*\|$ (shifted)")
     ax_d.set_title(rf"distance at YellowFin's $\alpha$, $\mu$={mu_f:g}")
-    ax_d.legend(fontsize=6.5)
+    ax_d.legend(fontsize=6.5, ncols=2, **_BELOW)
     for toy in ("smooth", "stitched"):
         v = arr[f"visited_ah_{toy}"]
         ax_v.plot(np.arange(v.size), v, ".", ms=1.5, color=_COLORS[toy], label=toy)
@@ -64,7 +70,7 @@ def plot(record: Record) -> Figure:
     ax_v.set_xlabel("step t")
     ax_v.set_ylabel(r"$\alpha\, h(x_t)$ visited")
     ax_v.set_title(rf"curvature seen at YellowFin's $\alpha$, $\mu$={mu_f:g}")
-    ax_v.legend(fontsize=7, markerscale=6)
+    ax_v.legend(fontsize=7, markerscale=6, ncols=3, **_BELOW)  # the interval shades the panel
     m = np.linspace(mus.min() - 0.05, min(mus.max() + 0.05, 0.99), 100)
     ax_r.plot(np.sqrt(m), np.sqrt(m), **style("prediction", label=r"theory $\sqrt{\mu}$"))
     for toy in TOYS:
@@ -101,7 +107,7 @@ def _scan_panel(ax, arr) -> None:
                 pos,
                 np.minimum(dev[k], 0.15),
                 marker=_MARKERS[toy],
-                ms=3.5,
+                ms=3.0 + 2.0 * (len(mus) - 1 - k),  # same toy, other mu: another size
                 mfc="none",
                 lw=0.8,
                 ls=styles[k % len(styles)],
@@ -111,5 +117,5 @@ def _scan_panel(ax, arr) -> None:
     ax.set_xlabel("position of alpha (0 = YellowFin, 1 = right end; < 0 lazy)")
     ax.set_ylabel(r"mean rate / $\sqrt{\mu}$ - 1 (cycle: 1/$\sqrt{\mu}$ - 1)")
     ax.set_title("scan: robust curvature vs measured rate")
-    ax.set_ylim(-0.03, 0.27)  # room for the legend above the data
-    ax.legend(fontsize=5.5, ncols=2, loc="upper left")
+    ax.set_ylim(-0.03, 0.17)
+    ax.legend(fontsize=6, ncols=2, **_BELOW)  # the lazy side shades part of the panel
