@@ -11,9 +11,11 @@ from matplotlib.ticker import NullFormatter
 
 import theory
 from experiments.framework import Record, figure, style
+from experiments.style import series_color
 
 _ORACLE_KEYS = ("h_min", "h_max", "grad_var", "dist_to_opt")
 _ORACLE_LABELS = (r"$h_{min}$", r"$h_{max}$", "C", "D")
+_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2}  # legend off the data
 
 
 def pack(rows: list[dict], speed: list[dict]) -> dict[str, np.ndarray]:
@@ -69,7 +71,7 @@ def _surface(ax_s, ax_bf, fig, arr, late_d: float) -> None:
     ax_s.plot(x_bf**2, (1 - x_bf) ** 2 / h_min, "x", color="r", ms=8, label="brute force")
     ax_s.set(ylim=(0, a_top), xlabel=r"momentum $\mu$", ylabel=r"learning rate $\alpha$",
              title=f"SingleStep, true statistics, D={late_d:.2g}")  # fmt: skip
-    ax_s.legend(fontsize=6.5, facecolor="0.8", loc="upper right")
+    ax_s.legend(fontsize=6.5, facecolor="0.8", **_BELOW)  # inside, it would hide the surface
     d_fine = np.geomspace(arr["d_grid"].min(), arr["d_grid"].max(), 300)
     mu_fine, _ = theory.singlestep(c_true, d_fine, h_min, h_max)
     ax_bf.semilogx(d_fine, np.sqrt(mu_fine), **style("theory", label="closed form"))
@@ -104,13 +106,13 @@ def plot(record: Record) -> Figure:
         ax.axhline(fp, **style("prediction", label="oracle fixed point (theory)"))
         _read_window(ax, arr)
         ax.set(xlabel="step t", ylabel=name)
-        ax.legend(fontsize=6.5)
+        ax.legend(fontsize=6.5, **_BELOW)  # the read window's line crosses the whole panel
     ax_mu.set_title("tuned momentum")
     ax_a.set(yscale="log", title="tuned learning rate (no decay)")
 
     # oracles: measured vs their prediction at the late operating point, and the Hessian's values
     h_min, h_max, c_true = (float(v) for v in arr["true_stats"])
-    cols = [style(k)["color"] for k in ("heavy-ball", "momo", "adam", "yellowfin-closed")]
+    cols = [series_color(i) for i in (0, 3, 2, 4)]  # statistics, not methods
     truths = (h_min, h_max, c_true, None)
     pred = dict(zip(("grad_var", "dist_to_opt", "h_min", "h_max"), arr["oracle_predicted"],
                     strict=True))  # fmt: skip
@@ -137,7 +139,7 @@ def plot(record: Record) -> Figure:
     ax_l.axvline(float(arr["best_step"]), color="0.3", lw=0.8, ls=":", label="YellowFin's best")
     ax_l.set(xscale="log", yscale="log", xlabel="step t", ylabel="loss", title="NQM loss")
     ax_l.yaxis.set_minor_formatter(NullFormatter())
-    ax_l.legend(fontsize=6)
+    ax_l.legend(fontsize=6, **_BELOW)
 
     # sweep: late mu vs the oracle fixed point and vs SingleStep at the true statistics
     sw = arr["sweep"]
