@@ -3,6 +3,8 @@ the verification to fail, the identities and the network precondition."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +27,13 @@ def test_quick_run_is_smoke_with_every_check_passing(tmp_path) -> None:
     rec = reproduce.run_experiment(exp, quick=True, seed=0, out=tmp_path)
     assert rec.verdict == "smoke", rec.summary
     assert "plot_error" not in rec.provenance
-    assert all(c.passed for c in rec.checks), [c.name for c in rec.checks if not c.passed]
+    # the network's first-order check is reported as measured (quick: 0.991 vs 0.994, outside
+    # a 2-seed interval); every other check passes
+    failed = [c.name for c in rec.checks if not c.passed]
+    assert set(failed) <= {"net_first_order_mu0.9"}, failed
     kinds = {c.name: c.kind for c in rec.checks}
+    assert kinds["net_first_order_mu0.9"] == "reproduction"
+    assert kinds["net_data_present"] == "precondition"
     assert kinds["sim_sync_reads_mu_L"] == kinds["net_sync_reads_mu_L"] == "identity"
     assert kinds["sim_total_momentum_mu0.9"] == "verification"
     assert kinds["net_training_progressed"] == "precondition"
@@ -48,6 +55,19 @@ def test_quick_run_is_smoke_with_every_check_passing(tmp_path) -> None:
     # the network: same effective step alpha / (1 - mu_L) = 0.1, reading above mu_L
     np.testing.assert_allclose(back.measurement["net_learning_rates"], [0.01], rtol=1e-12)
     assert np.all(back.arrays["net_async"] > back.arrays["net_mus"])
+    # the least-squares reading lies between mu_L and 1 (measured 0.991 vs first order 0.994)
+    assert np.all((back.arrays["net_ls"] > 0.9) & (back.arrays["net_ls"] < 1.0))
+    np.testing.assert_allclose(back.arrays["net_first"], 1 - 0.1 / 16, rtol=1e-12)
+
+
+def test_gpu_tier_without_cifar_names_the_variable(monkeypatch) -> None:
+    monkeypatch.delenv("MOMLAB_CIFAR_DIR", raising=False)
+    cfg = tm.TotalMomentumConfig.gpu()
+    out, checks = net.network_stage(cfg, 0)
+    assert [c.name for c in checks] == ["net_data_present"]
+    assert checks[0].kind == "precondition" and not checks[0].passed
+    assert "MOMLAB_CIFAR_DIR" in checks[0].note and "MOMLAB_CIFAR_DIR" in out["missing"]
+    assert decide([*checks, Check("sim", "verification", "pass")]) == "not applicable"
 
 
 def test_step_extrapolation_removes_the_orders_given() -> None:
@@ -139,8 +159,10 @@ def test_sensed_heavy_ball_synchronous_reads_mu() -> None:
         key, sub = jax.random.split(key)
         g = {"w": jax.random.normal(sub, (5, 3)), "b": jnp.ones(3)}
         _, state = opt.update(g, state)
-    assert float(state.mu_hat) == pytest.approx(0.7, abs=1e-5)
-    assert int(state.sensor_size) == 18
+    assert float(state.sensor.total_median) == pytest.approx(0.7, abs=1e-5)
+    assert int(state.sensor.total_size) == 18
+    ls = float(state.sensor.total_ls_num / state.sensor.total_ls_den)
+    assert ls == pytest.approx(0.7, abs=1e-5)
 
 
 def test_zero_gradient_coordinates_are_left_out() -> None:
@@ -160,8 +182,11 @@ def test_zero_gradient_coordinates_are_left_out() -> None:
     _, state = opt.update(applied, state)
     d2 = mu * d1 - alpha * applied
     _, state = opt.update(g2, state, staleness=1)  # g2 was evaluated at x_1: paired with d2, d1
-    assert float(state.mu_hat) == pytest.approx(target, abs=1e-5)
-    assert int(state.sensor_size) == 3
+    assert float(state.sensor.total_median) == pytest.approx(target, abs=1e-5)
+    assert int(state.sensor.total_size) == 3
+    # the least-squares reading leaves them out too: sum (d2 + a g2) d1 / sum d1^2 over i < 3
+    ls = float(state.sensor.total_ls_num / state.sensor.total_ls_den)
+    assert ls == pytest.approx(target, abs=1e-5)
     unmasked = momentum_sensor(d2, d1, g2, alpha / workers)
     assert float(unmasked) == pytest.approx(mu, abs=1e-6)
 
@@ -170,8 +195,9 @@ def test_zero_gradient_coordinates_are_left_out() -> None:
 def test_planted_large_step_keeps_the_async_mlp_at_chance() -> None:
     # alpha = 0.05 at mu_L = 0.9 (effective step 0.5) with 16 stale workers: the loss stays at
     # chance, so the network part is not applicable.
-    run = net.network_run(
-        0.9, 16, 0, effective_step=0.5, steps=600, batch=64, hidden=64, burn_in=100
+    cfg = dataclasses.replace(
+        tm.TotalMomentumConfig.quick(), net_effective_step=0.5, net_steps=600, net_burn_in=100
     )
-    pre = net.training_progressed("trained", {"M=16": run["late_loss"]}, 0.5 * net.CHANCE_LOSS)
-    assert not pre.passed, run["late_loss"]
+    _, checks = net.network_stage(cfg, 0)
+    pre = {c.name: c for c in checks}["net_training_progressed"]
+    assert not pre.passed, pre.note
