@@ -17,6 +17,7 @@ sensor reads synchronously is derived in ``theory.momentum_readings``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -220,23 +221,23 @@ def closed_loop(
     if probe is not None:
         resolve(probe)
 
-    def target_of(inject: Any, dt: jnp.dtype) -> jax.Array:
+    def target_of(inject: Any, dt: jnp.dtype, initial: Any) -> jax.Array:
         if isinstance(target_momentum, str):
             return jnp.asarray(find_field(inject, target_momentum), dt)
-        if target_momentum is None:
-            return jnp.asarray(inject.hyperparams[hyperparam], dt)
+        if target_momentum is None:  # the hyper-parameter's value at init, kept in the state
+            return jnp.asarray(initial, dt)
         return jnp.asarray(target_momentum, dt)
 
     def init_fn(params: Any) -> ClosedLoopState:
         inject = inner.init(params)
         resolve(inject)
         dt = stat_dtype(params)
-        target = target_of(inject, dt)
+        target = target_of(inject, dt, inject.hyperparams[hyperparam])
         loop = LoopState(
             sensor=sensor_init(params, sensor_size, max_staleness, key),
             mu_algo=jnp.array(inject.hyperparams[hyperparam], dt, copy=True),
             mu_hat=jnp.array(target, dt, copy=True),
-            mu_target=target,
+            mu_target=jnp.array(target, dt, copy=True),  # no buffer shared with inner's
             skipped=jnp.zeros((), jnp.int32),
         )
         return ClosedLoopState(inject, loop)
@@ -260,23 +261,27 @@ def closed_loop(
             extra_args["value"] = value
         moves, new_inject = inner.update(updates, inject, params, staleness=staleness, **extra_args)
         if self_guarded:
-            # The wrapped optimizer skipped (and rolled itself back) when its counter grew.
+            # The wrapped optimizer skipped (and rolled itself back) when its counter grew; the
+            # injection's step count and hyper-parameters are rolled back here (scalars).
             ok = find_field(new_inject.inner_state, "skipped") == find_field(
                 inject.inner_state, "skipped"
             )
+            old = state.inner_state._replace(inner_state=None)
+            kept = select_tree(ok, new_inject._replace(inner_state=None), old)
+            new_inject = kept._replace(inner_state=new_inject.inner_state)
         else:
             ok = tree_all_finite(updates) & value_ok(value)
             moves = jax.tree_util.tree_map(
                 lambda u: jnp.where(ok, u, jnp.zeros((), u.dtype)), moves
             )
-            new_inject = select_tree(ok, new_inject, inject)
+            new_inject = select_tree(ok, new_inject, state.inner_state)
         a = rule(new_inject)
         if not (isinstance(scale, float) and scale == 1.0):  # a traced M when injected
             a = jax.tree_util.tree_map(lambda x: x * scale, a)
         mu_hat, valid, sensor = sensor_step(
             loop.sensor, moves, updates, a, staleness, min_denominator=min_denominator
         )
-        target = target_of(new_inject, dt)
+        target = target_of(new_inject, dt, loop.mu_target)
         new_loop = LoopState(
             sensor=sensor,
             mu_algo=feedback_update(loop.mu_algo, target, mu_hat, valid, gain, (lo, hi)),
@@ -313,7 +318,9 @@ def closed_loop_yellowfin(
     fixed ``target_momentum``). The sensor's step is YellowFin's applied learning rate times its
     gradient-clip factors (``YellowFinState.step_size``). With ``weight_decay`` the sensor sees
     the gradient without the decay term; chain ``optax.add_decayed_weights`` in front instead to
-    include it.
+    include it. The injected hyper-parameters are kept in float32 (float64 with a float64
+    parameter), whatever the parameter dtype: ``optax.inject_hyperparams`` would otherwise round
+    them to bfloat16 or float16 with such parameters.
 
     Args:
         target_momentum: fixed set point in [0, 1); default SingleStep's momentum.
@@ -325,9 +332,7 @@ def closed_loop_yellowfin(
     Returns:
         The :func:`closed_loop` transformation (state :class:`ClosedLoopState`).
     """
-    make = optax.inject_hyperparams(yellowfin, static_args=YELLOWFIN_STATIC_ARGS)
-    return closed_loop(
-        make(tune_momentum=False, **yellowfin_kwargs),
+    settings = dict(
         hyperparam="momentum",
         target_momentum="tuned_momentum" if target_momentum is None else target_momentum,
         gain=gain,
@@ -338,3 +343,22 @@ def closed_loop_yellowfin(
         min_denominator=min_denominator,
         key=key,
     )
+
+    @functools.cache
+    def loop(dtype: str) -> optax.GradientTransformationExtraArgs:
+        make = optax.inject_hyperparams(
+            yellowfin, static_args=YELLOWFIN_STATIC_ARGS, hyperparam_dtype=jnp.dtype(dtype)
+        )
+        return closed_loop(make(tune_momentum=False, **yellowfin_kwargs), **settings)
+
+    loop("float32")  # validates every argument now
+
+    def init_fn(params: Any) -> ClosedLoopState:
+        return loop(jnp.dtype(stat_dtype(params)).name).init(params)
+
+    def update_fn(
+        updates: Any, state: ClosedLoopState, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, ClosedLoopState]:
+        return loop(state.loop.mu_algo.dtype.name).update(updates, state, params, **extra_args)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -71,7 +71,7 @@ def test_staleness_reaches_the_optimizer_only_when_passed(pass_staleness: bool) 
 
 def test_yellowfin_closed_loop_receives_the_staleness() -> None:
     def run(pass_staleness: bool):
-        tx = optimizers.yellowfin(closed_loop=True, effective_workers=4.0, max_staleness=32)
+        tx = optimizers.closed_loop_yellowfin(effective_workers=4.0, max_staleness=32)
         return train(
             mlp(),
             tx,

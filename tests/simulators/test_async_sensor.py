@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from optimizers import heavy_ball, momentum_feedback, yellowfin
+from optimizers import closed_loop_yellowfin, heavy_ball, momentum_feedback
 from simulators.asynchrony import (
     fixed,
     simulate_async_exact,
@@ -125,7 +125,7 @@ def test_closed_loop_compensates_the_implicit_momentum() -> None:
 def test_yellowfin_closed_loop_runs_in_the_exact_simulator() -> None:
     m = 8
     obj = Quad(np.linspace(0.5, 1.0, 40), noise_std=0.01)
-    yf = yellowfin(closed_loop=True, effective_workers=m, max_staleness=200)
+    yf = closed_loop_yellowfin(effective_workers=m, max_staleness=200)
     tr = simulate_async_exact(obj, yf, 4000, m, seed=0, pass_staleness=True, record_every=10)
     stats = {k: np.asarray(v) for k, v in tr.stats.items()}
     assert not bool(tr.diverged)
