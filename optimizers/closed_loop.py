@@ -216,6 +216,8 @@ def closed_loop(
     # Construction-time checks on the abstract state of a one-coordinate model (no computation).
     try:
         probe = jax.eval_shape(inner.init, jnp.zeros((1,), jnp.float32))
+    except ValueError:  # a bad setting of the wrapped optimizer (injected factories check late)
+        raise
     except Exception:  # an init that needs a particular parameter structure: checked at init
         probe = None
     if probe is not None:
@@ -351,7 +353,8 @@ def closed_loop_yellowfin(
         )
         return closed_loop(make(tune_momentum=False, **yellowfin_kwargs), **settings)
 
-    loop("float32")  # validates every argument now
+    yellowfin(tune_momentum=False, **yellowfin_kwargs)  # checks the Python values (injected: not)
+    loop("float32")  # and the loop's settings
 
     def init_fn(params: Any) -> ClosedLoopState:
         return loop(jnp.dtype(stat_dtype(params)).name).init(params)

@@ -78,3 +78,23 @@ def test_tune_momentum_false_applies_the_given_momentum() -> None:
     assert np.ptp(r["tuned_momentum"][1:]) > 0  # SingleStep still tunes and records its mu
     with pytest.raises(ValueError, match="tune_momentum"):
         yellowfin(tune_momentum=False, closed_loop=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"gain": 0.0}, "gain"),
+        ({"sensor_convention": "mean"}, "sensor_convention"),
+        ({"effective_workers": 0.5}, "effective_workers"),
+        ({"sensor_size": 0}, "sensor_size"),
+        ({"sensor_size": True}, "sensor_size"),
+        ({"max_staleness": -1}, "max_staleness"),
+        ({"key": False}, "key"),
+        ({"target_momentum": 1.5}, "target_momentum"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"curv_window": 0}, "curv_window"),
+    ],
+)
+def test_bad_settings_name_the_parameter(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        closed_loop_yellowfin(**kwargs)
