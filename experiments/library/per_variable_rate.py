@@ -6,284 +6,308 @@ the whole Hessian spectrum inside the robust interval, every scalar variable app
 minimiser at ``sqrt(mu)`` per step; when the smallest eigenvalue lies outside it (``alpha h_min <
 (1 - sqrt(mu))^2``), the variables follow the slowest mode instead.
 
-Protocol (deterministic, so that a rate is a rate and not drift or minibatch noise):
-full-batch heavy ball (``optax.sgd(alpha, momentum=mu)``) in float64 on a ``tanh`` MLP on the
-digits with weight decay (:func:`gpu.fullbatch.digits_mlp_problem`; the weight decay makes a
-minimiser exist). The reference ``w*`` is the run's end point polished by L-BFGS and Newton steps
-down to the float64 floor of the gradient (:func:`gpu.fullbatch.polish`), and the exact Hessian
-there gives the prediction: each variable is a mixture of the Hessian's modes, so
-its late rate is ``max_h rho(alpha, mu, h)`` (:func:`theory.spectral_radius`, Lemma 1), which is
-``sqrt(mu)`` exactly when every ``h`` lies in the robust interval (:func:`theory.robust_interval`).
-A pilot minimiser (L-BFGS from the same start) places the learning rates: inside runs at
-``position`` along the robust interval in log scale, outside runs at ``factor x alpha_lo`` so that
-``h_min`` is lazy.
+Protocol (deterministic, so that a rate is a rate and not drift or minibatch noise): full-batch
+heavy ball (``optax.sgd(alpha, momentum=mu)``) in float64 from the network's initialisation, with
+weight decay so that a minimiser exists, on two networks:
 
-Measurement: :func:`gpu.fullbatch.late_rates` fits every variable's rate over the late window
-(global distance between ``lower`` and ``upper`` times its start). Tolerance: the measured spread
-of those fits (half the 95th percentile of the two half-window fits' disagreement, in log-rate). A
-variable follows a rate ``r`` when ``|log rho_i - log r| <= tol``. A variable outside the slowest
-mode's eigenvector (a weight from a pixel that is zero in every image has the Hessian row
-``lambda e_i``) follows the slowest mode it loads on; the record reports that refinement beside the
-claim's prediction.
+- ``mlp`` (every tier): a ``tanh`` MLP on the digits (:func:`gpu.fullbatch.digits_mlp_problem`).
+  The reference ``w*`` is the run's end point polished by L-BFGS and Newton steps with the exact
+  Hessian (:func:`gpu.fullbatch.polish`), whose full spectrum gives the prediction.
+- ``lstm`` (full and gpu tiers): a character LSTM on a fixed batch of windows of the pydoc text
+  (:func:`gpu.fullbatch.char_lstm_problem`). Its Hessian is not formed: the polish is L-BFGS then
+  Newton-CG on Hessian-vector products (:func:`gpu.fullbatch.newton_cg_polish`) and the spectrum's
+  ends come from Lanczos with full reorthogonalisation (:func:`gpu.fullbatch.lanczos_extremes`).
 
-Tiers: quick (8-unit MLP, 610 parameters, the first 512 training digits, mu = 0.95 and 0.99, one
-inside and one outside run each); full (16 units on all 1437 training digits, mu = 0.9, 0.95, 0.99,
-three inside and two outside learning rates each); gpu (64 units, 4810 parameters, four momenta).
-Not covered yet: the LSTM (Lanczos with Hessian-vector products) and minibatch runs as the noisy
-case.
+Prediction: each variable is a mixture of the Hessian's modes, so its late rate is
+``max_h rho(alpha, mu, h)`` over ``[h_min, h_max]`` (:func:`theory.spectral_radius`, attained at an
+end), ``sqrt(mu)`` exactly when the whole spectrum is in the robust interval
+(:func:`theory.robust_interval`). A pilot minimiser (L-BFGS from the same start) places the learning
+rates: inside runs at ``position`` along the robust interval in log scale, outside runs at
+``factor x alpha_lo`` so that ``h_min`` is lazy.
+
+Measurement: :func:`gpu.fullbatch.late_rates` fits each tracked variable's rate over the late window
+(global distance between ``lower`` and ``upper`` times its start); the tolerance is the measured
+spread of those fits (half the 0.95 quantile of the two half-window fits' disagreement, in
+log-rate). Minibatch heavy ball at the inside runs' ``alpha, mu`` is recorded and drawn beside them
+as the noisy case; it decides nothing. The checks and their kinds are fixed in
+:mod:`experiments.library._per_variable_rate_checks`: the deciding ones are verifications (inside:
+at least ``threshold`` of the variables follow ``sqrt(mu)``; outside: the median rate equals the
+predicted slowest mode within the tolerance).
+
+Tiers: quick (8-unit MLP, 610 parameters, 512 digits, mu = 0.95 and 0.99, one inside and one
+outside run each); full (16-unit MLP on all 1437 digits, mu = 0.9, 0.95, 0.99, two inside and one
+outside run each; an 8 x 16 LSTM, 2700 parameters, on 16 windows of 32 characters with weight decay
+0.03, at mu = 0.9 and 0.99, one inside and one outside run each); gpu (a
+64-unit MLP and a larger LSTM, four momenta). Runs are kept as resumable stages
+(:mod:`experiments.runtime`) and report progress in steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 import theory
-from experiments.framework import Check, Experiment, Record, check, register
+from experiments import runtime
+from experiments.framework import Experiment, Record, register
+from experiments.library import _per_variable_rate_runs as runs
+from experiments.library._per_variable_rate_checks import stage_checks, usable
 from experiments.library._per_variable_rate_plot import plot
-from gpu.data import load_digits
-from gpu.fullbatch import (
-    digits_mlp_problem,
-    heavy_ball_trajectory,
-    late_rates,
-    polish,
-)
-
-SHOWN = 30  # variables kept per run for the figure
-LOADING = 1e-8  # an eigenvector component above this puts its mode into the variable
-SPAN = math.log(1e18)  # a run lasts until the predicted rate has shrunk the distance by 1e18
+from experiments.library._per_variable_rate_record import Progress, public, record_arrays
+from gpu.data import load_digits, load_text
+from gpu.fullbatch import char_lstm_problem, digits_mlp_problem
 
 
 @dataclasses.dataclass(frozen=True)
 class PerVariableRateConfig:
-    """Network, momenta, learning-rate placement and fit window.
+    """Networks, momenta, learning-rate placement, fit window and the noisy case.
 
     Attributes:
         hidden, n_train, weight_decay: the ``tanh`` MLP, the first ``n_train`` digits, ``lambda``.
-        momenta: the fixed momenta.
-        positions: inside runs at ``alpha_lo (alpha_hi / alpha_lo)^p`` for each ``p`` in (0, 1).
-        factors: outside runs at ``factor x min(alpha_lo, alpha_hi)`` (``h_min`` lazy), < 1.
+        momenta, positions, factors: the MLP's momenta; inside runs at ``alpha_lo (alpha_hi /
+            alpha_lo)^p`` for each position ``p`` in (0, 1); outside runs at ``factor x
+            min(alpha_lo, alpha_hi)`` (``h_min`` lazy), ``factor < 1``.
         upper, lower: fit window levels of the global distance relative to its start.
         max_steps: cap on a run's length (a run whose window is not reached is not applicable).
-        threshold: smallest fraction of variables that must follow the prediction.
+        threshold: smallest fraction of variables that must follow ``sqrt(mu)`` inside.
         quantile: quantile of the half-window fit disagreement that sets the tolerance.
+        tracked: variables tracked per run (all when the network has fewer; a seeded sample else).
+        batch_size: MLP minibatch size of the noisy runs (0: none).
+        noisy_floor, noisy_rel_tol: the noisy runs' fit floor and relative tolerance
+            (:func:`gpu.rates.per_variable_rates`, the paper's measurement).
+        lstm: whether to run the LSTM stage.
+        lstm_sequences, lstm_seq_len, lstm_embed, lstm_hidden, lstm_weight_decay: the LSTM.
+        lstm_momenta, lstm_positions, lstm_factors: its runs, as for the MLP.
+        lstm_batch_size: windows per minibatch of the LSTM's noisy runs (0: none).
+        lanczos_steps: Lanczos steps at each polished LSTM minimiser.
+        ritz_tol: largest relative residual bound accepted for an extreme Ritz value.
     """
 
     hidden: int = 16
     n_train: int = 1437
     weight_decay: float = 1e-2
     momenta: tuple[float, ...] = (0.9, 0.95, 0.99)
-    positions: tuple[float, ...] = (0.25, 0.5, 0.75)
-    factors: tuple[float, ...] = (0.5, 0.7)
+    positions: tuple[float, ...] = (0.25, 0.75)
+    factors: tuple[float, ...] = (0.6,)
     upper: float = 1e-4
     lower: float = 1e-9
     max_steps: int = 30000
     threshold: float = 0.9
     quantile: float = 0.95
+    tracked: int = 1024
+    batch_size: int = 64
+    noisy_floor: float = 1e-2
+    noisy_rel_tol: float = 0.2
+    lstm: bool = True
+    lstm_sequences: int = 16
+    lstm_seq_len: int = 32
+    lstm_embed: int = 8
+    lstm_hidden: int = 16
+    lstm_weight_decay: float = 3e-2
+    lstm_momenta: tuple[float, ...] = (0.9, 0.99)
+    lstm_positions: tuple[float, ...] = (0.5,)
+    lstm_factors: tuple[float, ...] = (0.5,)
+    lstm_batch_size: int = 4
+    lanczos_steps: int = 150
+    ritz_tol: float = 1e-3
 
     @classmethod
     def quick(cls) -> PerVariableRateConfig:
         """An 8-unit MLP on 512 digits, mu = 0.95 and 0.99, one inside and one outside run each."""
-        return cls(hidden=8, n_train=512, momenta=(0.95, 0.99), positions=(0.5,), factors=(0.7,))
+        return cls(
+            hidden=8,
+            n_train=512,
+            momenta=(0.95, 0.99),
+            positions=(0.5,),
+            factors=(0.7,),
+            lstm=False,
+        )
 
     @classmethod
     def gpu(cls) -> PerVariableRateConfig:
-        """Paper-scale tier: a 64-unit MLP (4810 parameters, exact Hessian) and four momenta."""
-        return cls(hidden=64, momenta=(0.9, 0.95, 0.99, 0.995), max_steps=60000)
-
-
-def _run_one(problem, ev0, alpha, mu, cfg, kind):
-    """One heavy-ball run: trajectory, polished reference, Hessian, prediction, late rates."""
-    guess = float(np.max(theory.spectral_radius(alpha, mu, ev0)))
-    steps = int(min(cfg.max_steps, math.ceil(SPAN / -math.log(guess))))
-    traj = heavy_ball_trajectory(problem, alpha, mu, steps)
-    if not np.all(np.isfinite(traj[-1])):
-        return {"kind": kind, "mu": mu, "alpha": alpha, "steps": steps, "finite": False}
-    ref = polish(problem, traj[-1])
-    ev = ref.eigenvalues
-    lo, hi = theory.robust_interval(mu, max(ev[0], 1e-300), ev[-1])
-    modes = theory.spectral_radius(alpha, mu, np.maximum(ev, 1e-300))
-    predicted = float(np.max(modes))
-    # per variable: the slowest mode it loads on (a variable outside a mode's eigenvector, such
-    # as a weight from a pixel that is zero in every image, never sees that mode)
-    loads = np.abs(ref.eigenvectors) > LOADING
-    per_var = np.max(np.where(loads, modes[None, :], 0.0), axis=1)
-    fit = late_rates(traj, ref.point, upper=cfg.upper, lower=cfg.lower)
-    tol = fit.log_spread(cfg.quantile)
-    log_rho = np.log(fit.rates)
-    target = math.sqrt(mu)
-    with np.errstate(invalid="ignore"):
-        follow_pred = float(np.mean(np.abs(log_rho - math.log(predicted)) <= tol))
-        follow_sqrt = float(np.mean(np.abs(log_rho - math.log(target)) <= tol))
-        follow_var = float(np.mean(np.abs(log_rho - np.log(per_var)) <= tol))
-    a, b = fit.window
-    shown = np.abs(traj[a:b, :SHOWN] - ref.point[:SHOWN]) if b > a else np.zeros((1, SHOWN))
-    return {
-        "kind": kind,
-        "mu": mu,
-        "alpha": alpha,
-        "steps": steps,
-        "finite": True,
-        "grad_norm": ref.grad_norm,
-        "end_to_reference": float(np.linalg.norm(traj[-1] - ref.point)),
-        "end_below_window": bool(fit.distance[-1] <= 1e-3 * cfg.lower * fit.distance[0]),
-        "h_min": float(ev[0]),
-        "h_max": float(ev[-1]),
-        "alpha_lo": float(lo),
-        "alpha_hi": float(hi),
-        "inside": bool(ev[0] > 0 and lo <= alpha <= hi),
-        "predicted_rate": predicted,
-        "sqrt_mu": target,
-        "window": [a, b],
-        "log_tolerance": tol,
-        "median_rate": float(np.nanmedian(fit.rates)),
-        "fraction_following_prediction": follow_pred,
-        "fraction_following_sqrt_mu": follow_sqrt,
-        "fraction_loading_on_slowest_mode": float(np.mean(per_var == predicted)),
-        "fraction_following_own_slowest_mode": follow_var,
-        "_rates": fit.rates,
-        "_shown": shown / np.maximum(shown[:1], 1e-300),
-    }
-
-
-def _usable(r: dict) -> bool:
-    return bool(
-        r["finite"]
-        and r["end_below_window"]
-        and r["grad_norm"] <= 1e-10
-        and r["h_min"] > 0
-        and np.isfinite(r["log_tolerance"])
-    )
-
-
-def decide_checks(
-    results: list[dict], cfg: PerVariableRateConfig, pilot_ok: bool, ev0: np.ndarray
-) -> list[Check]:
-    """The record's checks from the runs' summaries (the dicts :func:`_run_one` returns).
-
-    Preconditions: every run usable (converged past the window to a minimiser with a positive
-    definite Hessian) and at least one run inside the robust interval. Reproductions: inside runs,
-    at least ``threshold`` of the variables follow ``sqrt(mu)`` (headline); outside runs whose
-    prediction is resolvable from ``sqrt(mu)`` (more than two tolerances apart), at least
-    ``threshold`` follow the predicted slowest mode (unresolved when none is resolvable).
-    """
-    ok = [r for r in results if _usable(r)]
-    inside = [r for r in ok if r["inside"]]
-    outside = [r for r in ok if not r["inside"]]
-    checks = [
-        check(
-            "minimiser_reached",
-            "precondition",
-            len(ok) == len(results) and pilot_ok,
-            predicted="every run converges to a minimiser with a positive definite Hessian",
-            measured={
-                "usable_runs": f"{len(ok)}/{len(results)}",
-                "pilot_h_min": float(ev0[0]),
-                "largest_polished_grad_norm": max(
-                    (r.get("grad_norm", np.inf) for r in results), default=np.inf
-                ),
-            },
-            note="a run that diverged, ended before its distance fell 1000x below the fit "
-            "window, or stopped at a saddle has no late rate to compare",
-        ),
-        check(
-            "inside_runs_exist",
-            "precondition",
-            bool(inside),
-            measured=f"{len(inside)} runs with the whole spectrum in the robust interval",
-            note="the pilot's condition number "
-            f"{ev0[-1] / max(ev0[0], 1e-300):.3g} must fit in ((1 + sqrt(mu)) / (1 - sqrt(mu)))^2",
-        ),
-    ]
-    frac_in = min((r["fraction_following_sqrt_mu"] for r in inside), default=float("nan"))
-    checks.append(
-        check(
-            "inside_every_variable_follows_sqrt_mu",
-            "reproduction",
-            frac_in >= cfg.threshold if inside else None,
-            predicted=f">= {cfg.threshold:.0%} of variables within tol of sqrt(mu)",
-            measured={
-                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": round(r["fraction_following_sqrt_mu"], 4)
-                for r in inside
-            },
-            tolerance={
-                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": r["log_tolerance"] for r in inside
-            },
-            note="smallest fraction over the inside runs: "
-            f"{frac_in:.1%}; tolerance in log-rate from the half-window fits' spread",
-            headline=True,
+        """Paper-scale tier: a 64-unit MLP (4810 parameters, exact Hessian), four momenta, and a
+        32 x 128 LSTM on 64 windows of 64 characters."""
+        return cls(
+            hidden=64,
+            momenta=(0.9, 0.95, 0.99, 0.995),
+            max_steps=60000,
+            lstm_sequences=64,
+            lstm_seq_len=64,
+            lstm_embed=32,
+            lstm_hidden=128,
+            lstm_momenta=(0.9, 0.95, 0.99),
+            lanczos_steps=300,
         )
-    )
-    resolvable = [
-        r
-        for r in outside
-        if abs(math.log(r["predicted_rate"]) - math.log(r["sqrt_mu"])) > 2 * r["log_tolerance"]
-    ]
-    frac_out = min((r["fraction_following_prediction"] for r in resolvable), default=float("nan"))
-    checks.append(
-        check(
-            "outside_variables_follow_slowest_mode",
-            "reproduction",
-            (frac_out >= cfg.threshold) if resolvable else None,
-            predicted={
-                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": r["predicted_rate"] for r in outside
-            },
-            measured={
-                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": {
-                    "median_rate": r["median_rate"],
-                    "following_prediction": round(r["fraction_following_prediction"], 4),
-                    "following_sqrt_mu": round(r["fraction_following_sqrt_mu"], 4),
-                    "loading_on_slowest_mode": round(r["fraction_loading_on_slowest_mode"], 4),
-                    "following_own_slowest_mode": round(
-                        r["fraction_following_own_slowest_mode"], 4
-                    ),
-                }
-                for r in outside
-            },
-            tolerance=f">= {cfg.threshold:.0%} within the run's log tolerance of the prediction",
-            note=f"{len(resolvable)}/{len(outside)} outside runs have a prediction farther than "
-            "two tolerances from sqrt(mu); smallest fraction following it: "
-            f"{frac_out:.1%}; the others are variables outside the slowest eigenvector "
-            "(Hessian row lambda e_i: weights from pixels that are zero in every image), which "
-            "follow the slowest mode they load on",
+
+
+def _plan(ends: tuple[float, float], momenta, positions, factors) -> list[tuple[float, float, str]]:
+    planned = []
+    for mu in momenta:
+        lo, hi = (float(v) for v in theory.robust_interval(mu, max(ends[0], 1e-300), ends[1]))
+        if lo < hi:
+            planned += [(lo * (hi / lo) ** p, mu, "inside") for p in positions]
+        planned += [(f * min(lo, hi), mu, "outside") for f in factors]
+    return planned
+
+
+def _prepare(name: str, problem, exact: bool, plan_args, batch_size: int, cfg, seed: int, bar):
+    """Pilot minimiser (a resumable stage) and the plan of one network's runs."""
+    rng = np.random.default_rng(seed)
+    n = problem.size
+    coords = np.arange(n) if n <= cfg.tracked else np.sort(rng.choice(n, cfg.tracked, False))
+    pilot = runtime.stage(f"{name}-pilot", lambda: _pilot(problem, exact, cfg))
+    bar.advance(runs.PILOT_COST, f"{name} pilot")
+    ends = (float(pilot["h_min"]), float(pilot["h_max"]))
+    planned = _plan(ends, *plan_args)
+    firsts = {mu: a for a, mu, k in reversed(planned) if k == "inside"}
+    noisy_plan = sorted((a, mu) for mu, a in firsts.items()) if batch_size else []
+    steps = [runs.planned_steps(ends, a, mu, cfg.max_steps) for a, mu, _ in planned]
+    noisy_steps = [runs.planned_steps(ends, a, mu, cfg.max_steps) for a, mu in noisy_plan]
+    bar.add(sum(steps) + len(planned) * runs.PILOT_COST + sum(noisy_steps))
+    return name, problem, exact, batch_size, coords, pilot, ends, planned, steps, noisy_plan
+
+
+def _execute(prepared, cfg, seed: int, bar):
+    """Full-batch and noisy runs of one network, each a resumable stage."""
+    name, problem, exact, batch_size, coords, pilot, ends, planned, steps, noisy_plan = prepared
+    results = []
+    for i, (alpha, mu, kind) in enumerate(planned):
+        label = f"{name} mu={mu:g} {kind} alpha={alpha:.3g}"
+        out = runtime.stage(
+            f"{name}-run{i}-mu={mu:g}-{kind}",
+            lambda a=alpha, m=mu, k=kind, label=label: runs.to_arrays(
+                runs.run_one(
+                    problem,
+                    ends,
+                    a,
+                    m,
+                    k,
+                    coords,
+                    exact=exact,
+                    lanczos_steps=cfg.lanczos_steps,
+                    upper=cfg.upper,
+                    lower=cfg.lower,
+                    max_steps=cfg.max_steps,
+                    quantile=cfg.quantile,
+                    on_chunk=bar.chunk(label),
+                )
+            ),
         )
+        bar.finish_chunks(steps[i] + runs.PILOT_COST, label)
+        results.append(runs.from_arrays(out))
+    noisy = []
+    for i, (alpha, mu) in enumerate(noisy_plan):
+        ref = next((r for r in results if r["mu"] == mu and r["alpha"] == alpha), None)
+        if ref is None or "_reference" not in ref:
+            continue
+        label = f"{name} minibatch mu={mu:g}"
+        n_steps = runs.planned_steps(ends, alpha, mu, cfg.max_steps)
+        out = runtime.stage(
+            f"{name}-noisy{i}-mu={mu:g}",
+            lambda a=alpha, m=mu, r=ref, s=n_steps, label=label: runs.to_arrays(
+                runs.noisy_run(
+                    problem,
+                    r["_reference"],
+                    a,
+                    m,
+                    s,
+                    coords,
+                    batch_size,
+                    seed,
+                    floor=cfg.noisy_floor,
+                    rel_tol=cfg.noisy_rel_tol,
+                    on_chunk=bar.chunk(label),
+                )
+            ),
+        )
+        bar.finish_chunks(n_steps, label)
+        noisy.append(runs.from_arrays(out))
+    return pilot, results, noisy
+
+
+def _pilot(problem, exact: bool, cfg: PerVariableRateConfig) -> dict[str, np.ndarray]:
+    h_min, h_max, rel, _, _, _, gnorm = runs.spectrum_ends(
+        problem, problem.init, exact, cfg.lanczos_steps
     )
-    return checks
+    out = {"h_min": h_min, "h_max": h_max, "grad_norm": gnorm}
+    if rel is not None:
+        out["ritz_residual_min"], out["ritz_residual_max"] = rel
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def run(cfg: PerVariableRateConfig, seed: int) -> Record:
-    """Pilot minimiser, then inside and outside runs per momentum; checks on the fractions."""
-    problem = digits_mlp_problem(load_digits(), cfg.hidden, cfg.weight_decay, seed, cfg.n_train)
-    pilot = polish(problem, problem.init)
-    ev0 = pilot.eigenvalues
-    runs = []
-    for mu in cfg.momenta:
-        lo, hi = (float(v) for v in theory.robust_interval(mu, max(ev0[0], 1e-300), ev0[-1]))
-        if lo < hi:
-            runs += [(lo * (hi / lo) ** p, mu, "inside") for p in cfg.positions]
-        runs += [(f * min(lo, hi), mu, "outside") for f in cfg.factors]
-    results = [_run_one(problem, ev0, a, mu, cfg, kind) for a, mu, kind in runs]
-    checks = decide_checks(results, cfg, pilot.grad_norm <= 1e-10 and ev0[0] > 0, ev0)
-    ok = [r for r in results if _usable(r)]
-    keys = [k for k in results[0] if not k.startswith("_")] if results else []
-    table = [{k: r.get(k) for k in keys} for r in results]
-    summary = "; ".join(
-        f"mu={r['mu']:g} {r['kind']}: {r['fraction_following_prediction']:.0%} follow the "
-        f"predicted {r['predicted_rate']:.5f} (median {r['median_rate']:.5f}), "
-        f"{r['fraction_following_sqrt_mu']:.0%} follow sqrt(mu)"
-        for r in ok
-    )
+    """Per network: pilot minimiser, inside and outside runs per momentum, noisy runs; checks."""
+    nets = [
+        (
+            "mlp",
+            digits_mlp_problem(load_digits(), cfg.hidden, cfg.weight_decay, seed, cfg.n_train),
+            True,
+            (cfg.momenta, cfg.positions, cfg.factors),
+            cfg.batch_size,
+        )
+    ]
+    if cfg.lstm:
+        lstm = char_lstm_problem(
+            load_text(),
+            num_sequences=cfg.lstm_sequences,
+            seq_len=cfg.lstm_seq_len,
+            embed=cfg.lstm_embed,
+            hidden=cfg.lstm_hidden,
+            weight_decay=cfg.lstm_weight_decay,
+            seed=seed,
+        )
+        plan = (cfg.lstm_momenta, cfg.lstm_positions, cfg.lstm_factors)
+        nets.append(("lstm", lstm, False, plan, cfg.lstm_batch_size))
+    # both pilots first, so that the progress total (steps planned) is known before any long run
+    bar = Progress(len(nets) * runs.PILOT_COST)
+    prepared = [_prepare(*net, cfg, seed, bar) for net in nets]
+    done = {p[0]: _execute(p, cfg, seed, bar) for p in reversed(prepared)}  # the LSTM first
+    stages = {p[0]: (p[1], done[p[0]]) for p in prepared}
+    checks, measurement, arrays, summary = [], {}, {}, []
+    for name, (problem, (pilot, results, noisy)) in stages.items():
+        pilot_ok = float(pilot["grad_norm"]) <= 1e-10 and float(pilot["h_min"]) > 0
+        lanczos = None
+        if name == "lstm":
+            lanczos = {
+                f"mu={r['mu']:g},alpha={r['alpha']:.4g}": (
+                    r["ritz_residual_min"],
+                    r["ritz_residual_max"],
+                )
+                for r in results
+                if "ritz_residual_min" in r
+            }
+        checks += stage_checks(
+            name,
+            results,
+            cfg.threshold,
+            pilot_ok,
+            headline=name == "mlp",
+            lanczos=lanczos,
+            ritz_tol=cfg.ritz_tol,
+        )
+        measurement[name] = {
+            "problem": problem.name,
+            "parameters": problem.size,
+            "pilot_spectrum": [float(pilot["h_min"]), float(pilot["h_max"])],
+            "runs": [public(r) for r in results],
+            "minibatch_runs": [public(r) for r in noisy],
+        }
+        arrays.update(record_arrays(name, results, noisy))
+        summary += [
+            f"{name} mu={r['mu']:g} {r['kind']}: {r['fraction_following_sqrt_mu']:.0%} follow "
+            f"sqrt(mu), median {r['median_rate']:.5f} vs predicted {r['predicted_rate']:.5f}"
+            for r in results
+            if usable(r)
+        ]
     return Record(
         claim=EXPERIMENT_CLAIM,
         prediction={
             "rule": "late rate of every variable = max over Hessian eigenvalues h of "
             "rho(alpha, mu, h) (theory.spectral_radius); sqrt(mu) when the whole spectrum is "
-            "inside the robust interval",
-            "pilot_spectrum": [float(ev0[0]), float(ev0[-1])],
+            "inside the robust interval; LSTM spectrum ends from Lanczos",
         },
-        measurement={"problem": problem.name, "parameters": problem.size, "runs": table},
+        measurement=measurement,
         tolerance={
             "threshold": cfg.threshold,
             "explanation": "a variable follows rate r when |log rho_i - log r| <= tol, tol = half "
@@ -291,34 +315,9 @@ def run(cfg: PerVariableRateConfig, seed: int) -> Record:
             "the two halves of the late window (the measured spread of the fit)",
         },
         checks=checks,
-        summary=summary or "no usable run",
-        arrays=_arrays(results),
+        summary="; ".join(summary) or "no usable run",
+        arrays=arrays,
     )
-
-
-def _arrays(results: list[dict]) -> dict[str, np.ndarray]:
-    usable = [r for r in results if "_rates" in r]
-    if not usable:
-        return {}
-    width = max(r["_shown"].shape[0] for r in usable)
-
-    def pad(a: np.ndarray) -> np.ndarray:
-        return np.concatenate([a, np.full((width - a.shape[0], a.shape[1]), np.nan)])
-
-    return {
-        "mu": np.array([r["mu"] for r in usable]),
-        "alpha": np.array([r["alpha"] for r in usable]),
-        "alpha_lo": np.array([r["alpha_lo"] for r in usable]),
-        "inside": np.array([r["inside"] for r in usable]),
-        "predicted_rate": np.array([r["predicted_rate"] for r in usable]),
-        "log_tolerance": np.array([r["log_tolerance"] for r in usable]),
-        "fraction_following_sqrt_mu": np.array([r["fraction_following_sqrt_mu"] for r in usable]),
-        "fraction_following_prediction": np.array(
-            [r["fraction_following_prediction"] for r in usable]
-        ),
-        "rates": np.stack([r["_rates"] for r in usable]),
-        "shown": np.stack([pad(r["_shown"]) for r in usable]),
-    }
 
 
 EXPERIMENT_CLAIM = (

@@ -42,6 +42,9 @@ class FlatProblem:
         init: the initial point (numpy float64).
         shapes: the parameter blocks' shapes in the order they are packed into ``w``.
         weight_decay: the ``lambda`` of the ``(lambda / 2) |w|^2`` term.
+        batch_loss: ``f_B(w, rows)``, the same objective over the examples ``rows`` only (for
+            minibatch runs), or None.
+        num_examples: the number of examples ``loss`` averages over (0 when unknown).
     """
 
     name: str
@@ -49,6 +52,8 @@ class FlatProblem:
     init: np.ndarray
     shapes: tuple[tuple[int, ...], ...]
     weight_decay: float
+    batch_loss: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+    num_examples: int = 0
 
     @property
     def size(self) -> int:
@@ -119,7 +124,14 @@ def digits_mlp_problem(
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(y)).mean()
         return ce + 0.5 * lam * jnp.sum(w * w)
 
-    return FlatProblem(f"{ds.name}[:{n}]-tanh-mlp-{hidden}", loss, init, shapes, lam)
+    def batch_loss(w: jax.Array, rows: jax.Array) -> jax.Array:
+        a, b, v, e = _unpack(w, shapes)
+        logits = jnp.tanh(jnp.asarray(x)[rows] @ a + b) @ v + e
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(y)[rows]).mean()
+        return ce + 0.5 * lam * jnp.sum(w * w)
+
+    name = f"{ds.name}[:{n}]-tanh-mlp-{hidden}"
+    return FlatProblem(name, loss, init, shapes, lam, batch_loss, n)
 
 
 def heavy_ball_trajectory(
