@@ -162,3 +162,22 @@ def test_loop_steers_adam_b1_under_staleness() -> None:
     # first order b1 = 1 - M (1 - target) = 0.2; 0.1 covers the sensor's bias (measured 0.25)
     assert r["mu_algo"][late].mean() == pytest.approx(1 - m * (1 - target), abs=0.1)
     np.testing.assert_array_equal(r["hp_b1"][1:], r["mu_algo"][:-1])
+
+
+def test_no_host_transfer_and_no_recompilation() -> None:
+    opt = closed_loop(inject(optax.adam)(1e-2, b1=0.9), hyperparam="b1", max_staleness=4)
+    params = jax.device_put(jnp.linspace(-1.0, 1.0, 32))
+    state = jax.device_put(opt.init(params))
+
+    @jax.jit
+    def step(params, state, tau, loss):
+        updates, state = opt.update(2.0 * params, state, params, staleness=tau, value=loss)
+        return optax.apply_updates(params, updates), state
+
+    taus = [jax.device_put(jnp.int32(t)) for t in (0, 1, 3, 0, 2)]
+    losses = [jax.device_put(jnp.float32(v)) for v in (1.0, 0.9, 0.8, 0.7, 0.6)]
+    with jax.transfer_guard("disallow"):
+        for tau, loss in zip(taus, losses, strict=True):
+            params, state = step(params, state, tau, loss)
+    assert step._cache_size() == 1
+    assert int(state.loop.skipped) == 0
