@@ -1,66 +1,115 @@
-"""Figure of experiment 11 (yellowfin-vs-adam): smoothed training loss per task, method and seed,
-the per-seed targets and each method's crossings; the baselines' tuning grids."""
+"""Figure of experiment 11 (yellowfin-vs-adam): per task (columns), the smoothed training loss, the
+held-out loss (perplexity for the LSTM) and the held-out accuracy of every method and seed with the
+per-seed targets and each method's crossings; the baselines' tuning grids at the bottom. One
+legend for the whole figure, below the panels, so that no legend covers data; every reference line
+(target, slow start, crossing) is in it."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from experiments.framework import Record, figure, style
 
 TASKS = ("resnet", "lstm")
 METHODS = ("yellowfin", "adam", "sgdm")
+METRICS = ("train_loss", "heldout_loss", "heldout_accuracy")
 SLOW_START = 200
+_LABEL = {
+    "train_loss": "training loss (smoothed)",
+    "heldout_loss": "held-out loss",
+    "heldout_accuracy": "held-out accuracy",
+}
+
+
+def _metric_panel(ax, arr: dict, meas: dict, task: str, metric: str) -> None:
+    lm_ppl = task == "lstm" and metric == "heldout_loss"
+    transform = np.exp if lm_ppl else (lambda v: v)
+    targets = transform(arr[f"{task}_{metric}_targets"])
+    at = arr[f"{task}_{metric}_at"]
+    for m in METHODS:
+        st = style(m)
+        curves = arr[f"{task}_{metric}_{m}"]
+        for s in curves:
+            ax.plot(at[: s.size], transform(s), color=st["color"], lw=1.0, alpha=0.8)
+        it = arr[f"{task}_{metric}_{m}_iterations"]
+        ok = np.isfinite(it)
+        ax.plot(it[ok], targets[ok], ls="none", marker=st["marker"], color=st["color"], ms=6)
+    ax.axhline(float(np.mean(targets)), **style("prediction"))
+    ax.axvspan(0, SLOW_START, color="0.5", alpha=0.12)
+    if metric != "heldout_accuracy":
+        ax.set_yscale("log")
+    key = "heldout_perplexity" if lm_ppl else metric
+    cr = meas.get("crossings", {}).get(key, {})
+    if cr:
+        lo, hi = cr["ratio_interval"]
+        ratio = cr["yellowfin_over_best_baseline"]
+        name = key.replace("_", " ").replace("heldout", "held-out")
+        ax.set_title(f"{task}: {name}\nYellowFin / best {ratio:.2f} [{lo:.2f}, {hi:.2f}]")
+    ax.set_xlabel("iteration")
+    per = meas.get("perplexity_per") or "token"
+    ax.set_ylabel(f"held-out perplexity (per {per})" if lm_ppl else _LABEL[metric])
+
+
+def _grid_panel(ax, arr: dict, task: str) -> None:
+    for m in ("adam", "sgdm"):
+        st = style(m)
+        ax.semilogx(
+            arr[f"{task}_{m}_grid"],
+            arr[f"{task}_{m}_grid_final_loss"],
+            color=st["color"],
+            marker=st["marker"],
+        )
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final training loss (mean over seeds)")
+    ax.set_title(f"{task}: tuning grids")
+
+
+def _legend_handles() -> list:
+    handles: list = []
+    for m in METHODS:
+        st = style(m)
+        handles.append(Line2D([], [], color=st["color"], lw=1.0, label=f"{st['label']}: seeds"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=st["color"],
+                ls="none",
+                marker=st["marker"],
+                label=f"{st['label']}: reaches target",
+            )
+        )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            **style("prediction", label="target (best baseline's end)"),
+        )
+    )
+    handles.append(Patch(color="0.5", alpha=0.12, label=f"YellowFin slow start ({SLOW_START})"))
+    return handles
 
 
 def plot(record: Record) -> Figure:
-    """Top row: smoothed training loss of every seed (thin) and the crossings of the per-seed
-    target (markers); the slow start shaded. Bottom row: final training loss over each baseline's
-    learning-rate grid (mean over seeds)."""
+    """Rows: training loss, held-out loss (perplexity), held-out accuracy, tuning grids; columns:
+    the ResNet and the LSTM. Thin lines are seeds, markers their crossings of the per-seed target
+    (dashed: its mean), the slow start shaded; the legend sits below the panels."""
     arr = record.arrays
-    fig, axes = figure(nrows=2, ncols=len(TASKS))
-    axes = np.asarray(axes).reshape(2, len(TASKS))
-    for j, name in enumerate(TASKS):
-        ax = axes[0, j]
-        if f"{name}_targets" not in arr:
-            ax.set_title(f"{name}: no data")
+    fig, axes = figure(nrows=len(METRICS) + 1, ncols=len(TASKS))
+    axes = np.asarray(axes).reshape(len(METRICS) + 1, len(TASKS))
+    for j, task in enumerate(TASKS):
+        meas = record.measurement.get(task, {})
+        if f"{task}_train_loss_targets" not in arr:
+            why = meas.get("missing", "not run")
+            for ax in axes[:, j]:
+                ax.set_axis_off()
+            axes[0, j].text(0.0, 1.0, f"{task}: no data\n{why[:60]}", va="top", wrap=True)
             continue
-        targets = arr[f"{name}_targets"]
-        for m in METHODS:
-            st = style(m)
-            curves = arr[f"{name}_{m}_smoothed"]
-            for i, s in enumerate(curves):
-                ax.semilogy(
-                    np.arange(1, s.size + 1),
-                    s,
-                    color=st["color"],
-                    lw=1.0,
-                    alpha=0.8,
-                    label=f"{st['label']} ({len(curves)} seeds)" if i == 0 else None,
-                )
-            it = arr[f"{name}_{m}_iterations"]
-            ok = np.isfinite(it)
-            ax.plot(it[ok], targets[ok], ls="none", marker=st["marker"], color=st["color"], ms=6)
-        ax.axhline(float(np.mean(targets)), **style("prediction", label="target (mean over seeds)"))
-        ax.axvspan(0, SLOW_START, color="0.5", alpha=0.12, label="YellowFin slow start")
-        meas = record.measurement.get(name, {})
-        ratio, (lo, hi) = meas.get("yellowfin_over_best_baseline"), meas.get("ratio_interval")
-        ax.set_title(f"{name}: YellowFin / best = {ratio:.2f} [{lo:.2f}, {hi:.2f}]", fontsize=9)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("training loss (smoothed)")
-        ax.legend(fontsize=7)
-        ax = axes[1, j]
-        for m in ("adam", "sgdm"):
-            st = style(m)
-            ax.loglog(
-                arr[f"{name}_{m}_grid"],
-                arr[f"{name}_{m}_grid_final_loss"],
-                color=st["color"],
-                marker=st["marker"],
-                label=f"{st['label']} (mean over seeds)",
-            )
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("final training loss")
-        ax.set_title(f"{name}: tuning grids")
-        ax.legend(fontsize=7)
+        for i, metric in enumerate(METRICS):
+            _metric_panel(axes[i, j], arr, meas, task, metric)
+        _grid_panel(axes[-1, j], arr, task)
+    fig.legend(handles=_legend_handles(), loc="outside lower center", ncols=3)
     return fig

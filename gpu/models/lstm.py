@@ -1,4 +1,11 @@
-"""A character-level LSTM language model in flax nnx."""
+"""An LSTM language model in flax nnx, over characters or words (:func:`gpu.data.load_text`).
+
+The same module serves both: the vocabulary size sets the embedding table and the read-out. A
+character model needs a small embedding (16-64 for about 100 characters); a word model over a
+10000-word vocabulary needs a larger one (200-650 in the Penn Treebank models of Zaremba et al.,
+"Recurrent Neural Network Regularization", 2014), and its read-out dominates the cost per token
+(``2 hidden x vocab_size`` operations forward).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,14 @@ from flax import nnx
 
 class CharLSTM(nnx.Module):
     """Embedding, ``num_layers`` stacked LSTMs (``nnx.OptimizedLSTMCell`` scanned by ``nnx.RNN``)
-    and a linear read-out giving next-character logits of shape ``(batch, time, vocab_size)``.
+    and a linear read-out giving next-token logits of shape ``(batch, time, vocab_size)``.
+
+    The name is historical: tokens may be characters or words (``vocab_size`` of either).
 
     Example:
         >>> from flax import nnx
         >>> lm = CharLSTM(vocab_size=50, embed=16, hidden=32, rngs=nnx.Rngs(0))
+        >>> words = CharLSTM(10000, embed=200, hidden=200, num_layers=2, rngs=nnx.Rngs(0))
     """
 
     def __init__(
