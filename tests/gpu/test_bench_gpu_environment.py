@@ -53,7 +53,7 @@ def test_json_records_the_load_and_merges_under_the_platform(
     assert run["cpu_count"] == os.cpu_count() and run["rounds"] == 3
     assert [r["model"] for r in run["results"]] == ["resnet8_w8_b32", "char_lstm_h64_t32_b16"]
     printed = capsys.readouterr().out
-    assert "| resnet8_w8_b32 | yellowfin | 1.25 | 800.0 | 0.80 | 1.500 | 1.50 |" in printed
+    assert "| resnet8_w8_b32 | yellowfin | 1.25 | 800 | 0.80 | 1.500 | 1.50 |" in printed
     assert "momo | missing: ImportError: nope" in printed
 
 
