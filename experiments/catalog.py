@@ -87,6 +87,13 @@ CATALOG: tuple[Entry, ...] = (
         ("quick", "full"),
         16,
     ),
+    Entry(
+        "closed-loop-any-optimizer",
+        "Closed-loop momentum for any optimizer",
+        "cpu",
+        ("quick", "full"),
+        17,
+    ),
 )
 # END GENERATED
 
