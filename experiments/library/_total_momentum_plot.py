@@ -79,17 +79,18 @@ def plot(record: Record) -> Figure:
                   label=f"first-order total, M={m}"))  # fmt: skip
     # the synchronous traces sit exactly on mu_L: wide and pale under the dotted mu_L line
     traces = (
-        ("sim_trace_async", f"simulator, M={m}, c={c.min():g}", "measured", "-", None, 0.0),
-        ("sim_trace_sync", "simulator, M=1", "sgd", "-", "o", 0.05),
-        ("net_trace_async", f"network, M={m}", "yellowfin", "-", None, 0.0),
-        ("net_trace_sync", "network, M=1", "heavy-ball", "-", "s", 0.15),
+        ("sim_trace_async", f"simulator, M={m}, c={c.min():g}", "measured", "-", None, 0.0, 1.2),
+        ("sim_trace_sync", "simulator, M=1", "sgd", "-", "o", 0.05, 7),
+        ("net_trace_async", f"network, M={m}", "yellowfin", "-", None, 0.0, 1.2),
+        ("net_trace_sync", "network, M=1", "heavy-ball", "-", "s", 0.15, 3),
     )
-    for key, lab, st, ls, mk, first_mark in traces:
+    # the two synchronous traces coincide: the simulator's wider, the network's narrower on top
+    for key, lab, st, ls, mk, first_mark, lw in traces:
         if key in arr:
             y = moving_average(arr[key][np.isfinite(arr[key])], 50)
             x = np.arange(y.size) / y.size
             sync = mk is not None
-            right.plot(x, y, color=style(st)["color"], lw=4 if sync else 1.2,
+            right.plot(x, y, color=style(st)["color"], lw=lw,
                        alpha=0.45 if sync else 1.0, linestyle=ls, marker=mk, ms=5, mfc="none",
                        markevery=(first_mark, 0.2), label=lab)  # fmt: skip
     right.set_xlabel("fraction of the run")
