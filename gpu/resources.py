@@ -34,6 +34,7 @@ A run is a loop of chunk calls ``run(state, data, n)`` (a jitted ``lax.scan`` of
 from __future__ import annotations
 
 import contextlib
+import numbers
 import resource
 import sys
 import time
@@ -198,20 +199,45 @@ class ResourceMeter:
         program's memory analysis is read with the returned state (same shapes, served from the
         cache).
         """
+        return self._timed(
+            length,
+            lambda: run(state, data, length),
+            lambda out: chunk_memory(run, out[0], data, length),
+        )
+
+    def measure(self, fn: Callable, *args: Any, steps: int) -> Any:
+        """``fn(*args)``, a compiled call that makes ``steps`` steps, blocked on and timed.
+
+        For loops of another form than ``run(state, data, n)``; the memory analysis comes from
+        ``fn.lower(*args)`` when ``fn`` is a ``jax.jit`` whose arguments are not donated.
+        """
+
+        def memory(_: Any) -> dict[str, int] | None:
+            lower = getattr(fn, "lower", None)
+            leaves = jax.tree_util.tree_leaves(args)
+            if lower is None or any(getattr(a, "is_deleted", lambda: False)() for a in leaves):
+                return None
+            return compiled_memory(lower(*args).compile())
+
+        return self._timed(steps, lambda: fn(*args), memory)
+
+    def _timed(self, steps: int, call: Callable[[], Any], memory: Callable[[Any], Any]) -> Any:
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1 (got {steps!r})")
         before = trace_count() + compile_count()
         t0 = time.perf_counter()
-        out = run(state, data, length)
+        out = call()
         jax.block_until_ready(out)
         elapsed = time.perf_counter() - t0
         if self.chunks > 0 and trace_count() + compile_count() == before:
-            self.timed_steps += length
+            self.timed_steps += steps
             self.timed_s += elapsed
         else:
-            self.untimed_steps += length
+            self.untimed_steps += steps
         self.chunks += 1
-        if length not in self._lengths:
-            self._lengths.add(length)
-            mem = chunk_memory(run, out[0], data, length)
+        if steps not in self._lengths:
+            self._lengths.add(steps)
+            mem = memory(out)
             if mem is not None and (
                 self._compiled is None or mem["footprint_bytes"] > self._compiled["footprint_bytes"]
             ):

@@ -141,3 +141,20 @@ def test_pass_loss_fn_hands_the_minibatch_loss_to_the_optimizer() -> None:
     assert 0.0 <= float(on.state.opt_state.gap) <= 1e-6 * loss
     off = train(mlp(), _loss_fn_probe(), task, steps=3, chunk=3)
     assert float(off.state.opt_state.gap) == -1.0
+
+
+def test_measure_times_calls_of_another_form() -> None:
+    fn = jax.jit(lambda w, v, mu: (w - 0.1 * v, mu * v + w))
+    meter = resources.ResourceMeter()
+    w, v = jnp.ones(256, jnp.float32), jnp.zeros(256, jnp.float32)
+    for _ in range(3):
+        w, v = meter.measure(fn, w, v, 0.9, steps=7)
+    res = meter.finish()
+    assert (res.chunks, res.timed_steps, res.untimed_steps) == (3, 14, 7)
+    assert res.compiled["argument_bytes"] == 2 * 4 * 256 + 4  # w, v and the float32 mu
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        meter.measure(fn, w, v, 0.9, steps=0)
+    donated = jax.jit(lambda w: w + 1.0, donate_argnums=0)
+    other = resources.ResourceMeter()
+    other.measure(donated, jnp.ones(8), steps=1)  # its argument is gone: no analysis, no error
+    assert other.finish().compiled is None
