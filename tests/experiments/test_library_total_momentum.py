@@ -27,8 +27,8 @@ def test_quick_run_is_smoke_with_every_check_passing(tmp_path) -> None:
     rec = reproduce.run_experiment(exp, quick=True, seed=0, out=tmp_path)
     assert rec.verdict == "smoke", rec.summary
     assert "plot_error" not in rec.provenance
-    # the network's first-order check is reported as measured (quick: 0.991 vs 0.994, outside
-    # a 2-seed interval); every other check passes
+    # the network's first-order check is reported as measured (quick: 0.981 [0.973, 0.988] vs
+    # 0.994); every other check passes
     failed = [c.name for c in rec.checks if not c.passed]
     assert set(failed) <= {"net_first_order_mu0.9"}, failed
     kinds = {c.name: c.kind for c in rec.checks}
@@ -55,7 +55,7 @@ def test_quick_run_is_smoke_with_every_check_passing(tmp_path) -> None:
     # the network: same effective step alpha / (1 - mu_L) = 0.1, reading above mu_L
     np.testing.assert_allclose(back.measurement["net_learning_rates"], [0.01], rtol=1e-12)
     assert np.all(back.arrays["net_async"] > back.arrays["net_mus"])
-    # the least-squares reading lies between mu_L and 1 (measured 0.991 vs first order 0.994)
+    # the least-squares reading lies between mu_L and 1 (measured 0.981 vs first order 0.994)
     assert np.all((back.arrays["net_ls"] > 0.9) & (back.arrays["net_ls"] < 1.0))
     np.testing.assert_allclose(back.arrays["net_first"], 1 - 0.1 / 16, rtol=1e-12)
 
