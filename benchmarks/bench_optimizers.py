@@ -10,7 +10,11 @@ sum(log cosh(x)) (its Hessian-vector product costs about one pass over the param
 measured oracle overhead is the oracle's own: Lanczos recurrence, linearisation, ``lax.cond``);
 the Hessian oracle is reported as ``paired_ratio_to_yellowfin`` (same run, paired by round). On a
 network each Hessian-vector product costs about two gradient evaluations more, i.e. (1 + 2 m)/k
-gradient evaluations per step on top of the step's own (see ``optimizers.yellowfin``).
+gradient evaluations per step on top of the step's own (see ``optimizers.yellowfin``). The step
+timed here excludes the gradient (it is computed once, outside the loop): it is the optimizer's
+own cost. Whole training steps (gradient + update on the same network loss) are timed by
+:mod:`benchmarks._bench_training_step` (an MLP; the Hessian oracle at several k and m, the cost
+in gradient evaluations measured beside) and written under ``training_step``.
 
 Method: all optimizers of a problem are timed in interleaved rounds, in an order rotated every
 round (so that a slow period of a shared machine hits every optimizer alike); a round runs
@@ -41,6 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from benchmarks._bench_training_step import time_training_steps
 
 RESULTS = Path(__file__).resolve().parent / "results" / "optimizers.json"
 BASELINE = "optax_sgd_momentum"
@@ -243,6 +249,19 @@ def main(argv: list[str] | None = None) -> dict:
                 )
             else:
                 print(f"{problem:14s} {name:22s} missing ({entry['missing']})")
+    training = time_training_steps(rounds, 20, rng)
+    comp = training["components"]
+    print(
+        f"mlp training step: gradient {comp['gradient_ms']:.2f} ms, linearisation"
+        f" {comp['c_lin']:.2f} g, Hessian-vector product {comp['c_hvp']:.2f} g,"
+        f" yellowfin update {comp['c_yf']:.2f} g"
+    )
+    for name, entry in training["steps"].items():
+        if "paired_ratio_to_yellowfin" in entry:
+            print(
+                f"mlp step {name:40s} vs yellowfin x{entry['paired_ratio_to_yellowfin']:.2f}"
+                f" (cost model x{entry['predicted_ratio_to_yellowfin']:.2f})"
+            )
     dev = jax.devices()[0]
     run = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -261,6 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rounds": rounds,
         "statistic": "median over rounds of ms per step (update + apply, donated buffers)",
         "results": results,
+        "training_step": training,
     }
     payload: dict = {"runs": {}}
     if args.out.exists():
