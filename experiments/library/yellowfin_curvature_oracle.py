@@ -25,6 +25,10 @@ default k = m = 10. Heavy ball costs 1 g per step.
 Preconditions: the oracle's late ``h_min``/``h_max`` within ``curv_tol`` of the true extremes on
 every seed and kappa; the operating point settled in the read window; the re-tuned heavy ball
 inside its grid.
+
+Scope: the noisy quadratic model only, where the true statistics (and so SingleStep's prediction)
+are known exactly; a real-network bed (where the true D is unknown and the oracle reads an
+indefinite minibatch Hessian) is not part of this experiment yet.
 """
 
 from __future__ import annotations
