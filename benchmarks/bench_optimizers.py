@@ -111,7 +111,7 @@ def optimizer_factories() -> dict[str, Callable[[], optax.GradientTransformation
         "momo": ours("momo", learning_rate=1.0, beta=0.9),
         "momo_adam": ours("momo_adam", learning_rate=1e-2),
         "yellowfin": ours("yellowfin"),
-        "yellowfin_closed_loop": ours("yellowfin", closed_loop=True),
+        "yellowfin_closed_loop": ours("closed_loop_yellowfin"),
         HESSIAN: ours("yellowfin", curvature="hessian", curvature_every=10, lanczos_steps=10),
     }
 
