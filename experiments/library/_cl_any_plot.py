@@ -48,7 +48,7 @@ def plot(record: Record) -> Figure:
     ax.set_title(f"closed loop on the beds, target {float(arr['target']):g}")
     ax.legend(fontsize=6, loc="lower right")
     for extra in axes[0, 2:]:
-        extra.set_visible(False)
+        extra.axis("off")
     for row, bed in zip(axes[1:], beds, strict=True):
         for ax, n in zip(row, names, strict=False):
             key = f"{bed}_{n}"
@@ -64,5 +64,10 @@ def plot(record: Record) -> Figure:
             ax.set_xlabel("update")
             ax.set_ylabel("loss (seed median)")
             ax.set_title(f"{_BED[bed]}, {style(_METHOD[n])['label']}")
-        row[0].legend(fontsize=6.5, loc="upper right")
+    # one legend for the loss panels (the same lines in each), off the data
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    if axes.shape[1] > 2:
+        axes[0, 2].legend(handles, labels, fontsize=8, loc="center", title="loss panels")
+    else:
+        fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncols=2)
     return fig
