@@ -25,7 +25,6 @@ from optimizers.momo import MomoState, momo
 from optimizers.momo_adam import MomoAdamState, momo_adam
 from optimizers.yellowfin import (
     YELLOWFIN_STATIC_ARGS,
-    YellowFinLoopState,
     YellowFinState,
     yellowfin,
 )
@@ -40,7 +39,6 @@ __all__ = [
     "MomentumFeedbackState",
     "MomoAdamState",
     "MomoState",
-    "YellowFinLoopState",
     "YellowFinState",
     "closed_loop",
     "closed_loop_yellowfin",

@@ -42,7 +42,7 @@ from optimizers.feedback import MomentumFeedbackState
 from optimizers.heavy_ball import HeavyBallState
 from optimizers.momo import MomoState
 from optimizers.momo_adam import MomoAdamState
-from optimizers.yellowfin_state import YellowFinLoopState, YellowFinState
+from optimizers.yellowfin_state import YellowFinState
 
 __all__ = ["StepSize", "default_step_size", "find_field", "find_state"]
 
@@ -104,7 +104,7 @@ def _momo_step(inject: Any) -> Any:
 
 # (state kinds, step function); the first kind found in the wrapped state decides.
 _RULES: tuple[tuple[tuple[type, ...], StepSize], ...] = (
-    ((YellowFinState, YellowFinLoopState), lambda s: find_field(s.inner_state, "step_size")),
+    ((YellowFinState,), lambda s: find_field(s.inner_state, "step_size")),
     (
         (HeavyBallState, MomentumFeedbackState),
         lambda s: find_field(s.inner_state, "learning_rate"),

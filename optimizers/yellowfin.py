@@ -1,8 +1,9 @@
-"""YellowFin: momentum SGD with lr and momentum re-tuned every step, optionally closed-loop.
+"""YellowFin: momentum SGD with lr and momentum re-tuned every step.
 
 Zhang & Mitliagkas, "YellowFin and the Art of Momentum Tuning" (arXiv 1706.03471, SysML 2019),
-Algorithm 1 (tuner), Sec. 3.1 (SingleStep), Sec. 3.2 (oracles), Sec. 4 (closed loop), following the
-official PyTorch implementation as restated in reference/yellowfin.md.
+Algorithm 1 (tuner), Sec. 3.1 (SingleStep), Sec. 3.2 (oracles), following the official PyTorch
+implementation as restated in reference/yellowfin.md. The closed loop (Sec. 4) is
+``optimizers.closed_loop_yellowfin``: ``optimizers.closed_loop`` around this tuner.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from optimizers._common import (
     value_ok,
 )
 from optimizers._curvature_oracle import curvature_run, curvature_smooth
-from optimizers.feedback_law import SensorConvention, feedback_update, numerator_scale
-from optimizers.momentum_sensor import sensor_init, sensor_step
 from optimizers.singlestep_jax import single_step
 from optimizers.yellowfin_oracles import (
     debias_factor,
@@ -34,14 +33,9 @@ from optimizers.yellowfin_oracles import (
     oracle_update,
     proxy_h_max,
 )
-from optimizers.yellowfin_state import (
-    YELLOWFIN_STATIC_ARGS,
-    YellowFinLoopState,
-    YellowFinState,
-    loop_settings,
-)
+from optimizers.yellowfin_state import YELLOWFIN_STATIC_ARGS, YellowFinState
 
-__all__ = ["YELLOWFIN_STATIC_ARGS", "YellowFinLoopState", "YellowFinState", "yellowfin"]
+__all__ = ["YELLOWFIN_STATIC_ARGS", "YellowFinState", "yellowfin"]
 
 # Official stat_protect_fac: the gradient norm is clipped to sqrt(100 h_max) = 10 sqrt(h_max) before
 # it is measured (from the third step on).
@@ -77,15 +71,6 @@ def yellowfin(
     stats_see_weight_decay: bool = False,
     smoothed_tuning: bool = False,
     tune_momentum: bool = True,
-    closed_loop: bool = False,
-    feedback_gain: float | None = None,
-    target_momentum: float | None = None,
-    sensor_convention: SensorConvention | None = None,
-    effective_workers: float | None = None,
-    sensor_size: int | None = None,
-    max_staleness: int | None = None,
-    sensor_min_denominator: float | None = None,
-    sensor_key: int | jax.Array | None = None,
     curvature: Literal["gradient_norm", "hessian"] = "gradient_norm",
     curvature_every: int | None = None,
     lanczos_steps: int | None = None,
@@ -114,13 +99,10 @@ def yellowfin(
        ``"heavy_ball"`` (Caffe2/MXNet, lr inside): d = mu d - lr g, x += d; here the move
        clip's lower lr scales only the gradient term, since the lr lives inside the step.
 
-    Closed loop (Sec. 4, ``closed_loop=True``): the applied momentum is the controller's mu_algo,
-    steered by mu_algo <- mu_algo + feedback_gain * (mu_target - mu_hat) with mu_target the
-    SingleStep momentum (or ``target_momentum``) and mu_hat the momentum sensor of
-    ``optimizers.feedback`` (algorithmic convention by default; pass ``staleness=tau`` to
-    ``update`` for stale gradients; see that module for the numerator conventions and the gain).
-    The learning rate stays SingleStep's.
-    With the velocity form the sensor reads the effective heavy-ball momentum mu_t lr_t / lr_{t-1}
+    Closed loop (Sec. 4): ``optimizers.closed_loop_yellowfin``, i.e. ``optimizers.closed_loop``
+    around ``yellowfin(tune_momentum=False)`` with ``tuned_momentum`` as the target; the sensor's
+    step is ``step_size`` (the applied lr times the gradient clip factors). With the velocity form
+    the sensor reads the effective heavy-ball momentum mu_t lr_t / lr_{t-1}
     (reference/heavy_ball.md), which equals mu_t once the tuned learning rate settles.
 
     SingleStep is solved in-graph by safeguarded Newton iterations (``singlestep_jax``), exact
@@ -148,7 +130,7 @@ def yellowfin(
 
     Args:
         learning_rate: step-0 learning rate (> 0; float or schedule evaluated at step 0).
-        momentum: step-0 momentum in [0, 1) (and the controller's start value).
+        momentum: step-0 momentum in [0, 1) (every step's with ``tune_momentum=False``).
         beta: EMA constant in [0, 1).
         curv_window: curvature window w >= 1.
         zero_debias: debias the EMAs by 1 - beta^(t+1).
@@ -165,18 +147,6 @@ def yellowfin(
             (a fixed value, or one set from outside: ``optax.inject_hyperparams`` and
             ``optimizers.closed_loop``, whose target is then the ``tuned_momentum`` recorded in
             the state); the learning rate stays SingleStep's.
-        closed_loop: enable the momentum feedback loop. The settings below up to ``sensor_key``
-            apply only to it: setting one of them without ``closed_loop=True`` raises.
-        feedback_gain: controller gain in (0, 1] (default 0.02).
-        target_momentum: fixed set point in [0, 1) instead of SingleStep's mu.
-        sensor_convention: ``"algorithmic"`` (default: the applied step, the paper's
-            convention; the loop sets the algorithmic momentum, every target is reachable) or
-            ``"total"`` (step / effective_workers): the total momentum 1 - (1 - mu_algo)/M reaches
-            only [1 - 1.9/M, 1) with mu_algo >= -0.9, so a SingleStep target below 1 - 1.9/M
-            (0.88 for M = 16, typical early in training) leaves the controller on its -0.9 floor.
-        effective_workers: M >= 1 for the total convention (default 1; ignored otherwise).
-        sensor_size, max_staleness, sensor_min_denominator, sensor_key: sensor settings
-            (defaults 4096, 64, 1e-6, 0).
         curvature: ``"gradient_norm"`` (official: ||g||^2 over the window) or ``"hessian"``.
         curvature_every: k >= 1, steps between Lanczos runs (default 10; Hessian oracle only).
         lanczos_steps: m >= 1 Lanczos steps per run (default 10; Hessian oracle only).
@@ -184,14 +154,12 @@ def yellowfin(
         eps: numerical guard > 0 (official 1e-6).
 
     Returns:
-        An ``optax.GradientTransformationExtraArgs``; its state is :class:`YellowFinState`
-        (:class:`YellowFinLoopState` with the closed loop).
+        An ``optax.GradientTransformationExtraArgs``; its state is :class:`YellowFinState`.
 
     Raises:
         ValueError: for any hyper-parameter outside its range (bools are not integers), a
-            closed-loop setting given while ``closed_loop=False``, a Hessian-oracle setting
-            without ``curvature="hessian"``; at ``update``: ``loss_fn`` or ``params`` missing
-            with the Hessian oracle.
+            Hessian-oracle setting without ``curvature="hessian"``; at ``update``: ``loss_fn``
+            or ``params`` missing with the Hessian oracle.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -203,8 +171,6 @@ def yellowfin(
     """
     check_scalar("learning_rate", learning_rate, 0.0, lo_open=True)
     check_scalar("momentum", momentum, 0.0, 1.0, hi_open=True)
-    if closed_loop and not tune_momentum:
-        raise ValueError("tune_momentum=False conflicts with closed_loop=True (drop one)")
     check_scalar("beta", beta, 0.0, 1.0, hi_open=True)
     curv_window = check_int("curv_window", curv_window, 1)
     check_scalar("lr_factor", lr_factor, 0.0)
@@ -232,24 +198,8 @@ def yellowfin(
             raise ValueError(f"{', '.join(unused)} need curvature='hessian'")
     every = check_int("curvature_every", 10 if curvature_every is None else curvature_every, 1)
     steps = check_int("lanczos_steps", 10 if lanczos_steps is None else lanczos_steps, 1)
-    loop = loop_settings(
-        closed_loop,
-        {
-            "feedback_gain": feedback_gain,
-            "target_momentum": target_momentum,
-            "sensor_convention": sensor_convention,
-            "effective_workers": effective_workers,
-            "sensor_size": sensor_size,
-            "max_staleness": max_staleness,
-            "sensor_min_denominator": sensor_min_denominator,
-            "sensor_key": sensor_key,
-        },
-    )
-    if target_momentum is not None:
-        check_scalar("target_momentum", target_momentum, 0.0, 1.0, hi_open=True)
-    scale = numerator_scale(loop["sensor_convention"], loop["effective_workers"])
 
-    def init_fn(params: Any) -> YellowFinState | YellowFinLoopState:
+    def init_fn(params: Any) -> YellowFinState:
         dt = stat_dtype(params)
 
         # A fresh array per field: fields sharing one buffer could not be donated together.
@@ -260,7 +210,7 @@ def yellowfin(
             return jnp.array(x, dt, copy=True)
 
         lr0 = _at(learning_rate, zero_i(), dt)
-        base = (
+        return YellowFinState(
             zero_i(),
             oracle_init(params, curv_window, dt, hessian=hessian),
             jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dt), params),
@@ -276,22 +226,16 @@ def yellowfin(
             fresh(momentum),
             fresh(lr0 * _at(lr_factor, zero_i(), dt)),
         )
-        if not closed_loop:
-            return YellowFinState(*base)
-        target = momentum if target_momentum is None else target_momentum
-        sensor = sensor_init(params, loop["sensor_size"], loop["max_staleness"], loop["sensor_key"])
-        return YellowFinLoopState(*base, sensor, fresh(momentum), fresh(target), fresh(target))
 
     def update_fn(
         updates: Any,
-        state: YellowFinState | YellowFinLoopState,
+        state: YellowFinState,
         params: Any = None,
         *,
         value: Any = None,
-        staleness: Any = 0,
         loss_fn: Any = None,
         **extra_args: Any,
-    ) -> tuple[Any, YellowFinState | YellowFinLoopState]:
+    ) -> tuple[Any, YellowFinState]:
         del extra_args
         dt = state.h_max.dtype
         t = state.count
@@ -374,7 +318,6 @@ def yellowfin(
             lr_t, mu_t = jnp.where(tuning, lr_smooth, lr_t), jnp.where(tuning, mu_smooth, mu_t)
         lr = lr_t * _at(lr_factor, t, dt)
         mu = mu_t if tune_momentum else jnp.asarray(momentum, dt)
-        mu = state.mu_algo if closed_loop else mu
 
         norm = jnp.sqrt(grad_sq)
         if clip_move:
@@ -402,7 +345,7 @@ def yellowfin(
             grad_avg=select_tree(ok & informative, oracle.grad_avg, state.oracle.grad_avg)
         )
 
-        new = dict(
+        new_state = YellowFinState(
             count=t + 1,
             oracle=oracle,
             velocity=velocity,
@@ -418,30 +361,6 @@ def yellowfin(
             tuned_momentum=mu_t,
             step_size=lr * s_stat * s_big,
         )
-        if closed_loop:
-            target = mu_t if target_momentum is None else state.mu_target
-            # The sensor gathers a few coordinates of the guarded new velocity (equal to the raw
-            # one when the step is taken; on a skip the sensor state is rolled back anyway).
-            # Reading the old buffer instead would force XLA to copy it before the in-place write.
-            move = tree(lambda v: -lr * v, velocity) if update_form == "velocity" else velocity
-            mu_hat, valid, sensor = sensor_step(
-                state.sensor,
-                move,
-                applied,
-                lr * scale,
-                staleness,
-                min_denominator=loop["sensor_min_denominator"],
-            )
-            new_state = YellowFinLoopState(
-                **new,
-                sensor=sensor,
-                mu_algo=feedback_update(mu, target, mu_hat, valid, loop["feedback_gain"]),
-                mu_hat=jnp.where(valid, mu_hat, state.mu_hat),
-                mu_target=target,
-            )
-        else:
-            new_state = YellowFinState(**new)
-
         if update_form == "velocity":
             new_updates = masked_updates(ok, velocity, updates, scale=-lr)
         else:

@@ -11,9 +11,8 @@ import optax
 import pytest
 from scipy.optimize import brentq, minimize_scalar
 
-from optimizers import YellowFinLoopState, YellowFinState, logged_stats, yellowfin
+from optimizers import YellowFinState, logged_stats, yellowfin
 from optimizers.singlestep_jax import cubic_root, single_step
-from optimizers.yellowfin_state import loop_settings
 
 EPS = 1e-6
 
@@ -345,19 +344,6 @@ def test_converges_on_noisy_quadratic() -> None:
         ({"max_move": 0.0}, "max_move"),
         ({"weight_decay": -1e-4}, "weight_decay"),
         ({"eps": 0.0}, "eps"),
-        ({"target_momentum": 1.5}, "target_momentum"),
-        ({"closed_loop": True, "feedback_gain": 0.0}, "gain"),
-        ({"closed_loop": True, "sensor_convention": "mean"}, "sensor_convention"),
-        ({"closed_loop": True, "effective_workers": 0.5}, "effective_workers"),
-        ({"closed_loop": True, "sensor_size": 0}, "sensor_size"),
-        ({"closed_loop": True, "max_staleness": -1}, "max_staleness"),
-        ({"closed_loop": True, "sensor_size": True}, "sensor_size"),
-        ({"closed_loop": True, "sensor_key": False}, "sensor_key"),
-        # Closed-loop settings without the loop would be silently ignored.
-        ({"sensor_convention": "algorithmic"}, "sensor_convention"),
-        ({"feedback_gain": 0.05}, "feedback_gain"),
-        ({"effective_workers": 4.0, "max_staleness": 8}, "effective_workers, max_staleness"),
-        ({"target_momentum": 0.5}, "target_momentum"),
     ],
 )
 def test_invalid_hyperparameters(kwargs: dict, name: str) -> None:
@@ -365,13 +351,21 @@ def test_invalid_hyperparameters(kwargs: dict, name: str) -> None:
         yellowfin(**kwargs)
 
 
-def test_closed_loop_settings_take_their_defaults_only_with_the_loop() -> None:
-    assert isinstance(yellowfin(closed_loop=True).init(jnp.zeros(3)), YellowFinLoopState)
-    opt = yellowfin(closed_loop=True, sensor_convention="algorithmic", feedback_gain=0.05)
-    assert isinstance(opt.init(jnp.zeros(3)), YellowFinLoopState)
+def test_the_closed_loop_is_a_wrapper_now() -> None:
+    # closed-loop YellowFin is optimizers.closed_loop_yellowfin; yellowfin has no loop settings
+    for name in (
+        "closed_loop",
+        "feedback_gain",
+        "target_momentum",
+        "sensor_convention",
+        "effective_workers",
+        "sensor_size",
+        "max_staleness",
+        "sensor_key",
+    ):
+        with pytest.raises(TypeError, match=name):
+            yellowfin(**{name: 1})
     assert isinstance(yellowfin().init(jnp.zeros(3)), YellowFinState)
-    # the paper's algorithmic convention is the default (the total one is opt-in)
-    assert loop_settings(True, {})["sensor_convention"] == "algorithmic"
 
 
 @pytest.mark.parametrize("update_form", ["velocity", "heavy_ball"])
