@@ -41,7 +41,11 @@ steps by their cost. Steps/s (compilation excluded) and peak memory of each grid
 Tiers: quick (digits ResNet-8, a 32-unit character LSTM, 300 steps: ``smoke``, the budget is below
 10x the slow start); full (the CPU evidence: a width-4 ResNet-8 on the 60k Fashion-MNIST images and
 a 128-unit character LSTM on the pydoc topics, ``FULL_STEPS`` steps = 10 slow starts and 2 time
-constants of YellowFin's beta = 0.999 averages; sized in the README's table); gpu (ResNet-20 on
+constants of YellowFin's beta = 0.999 averages, 3 for YellowFin's 3000). Its size comes from CPU
+time per member step of one 9-member Adam grid at full size on the 2-core machine (busy with other
+work): ResNet 0.094 s, LSTM 0.027 s (the held-out readings cost 1-3% of it), so 45000 member-steps
+per task take about 4200 + 1200 s of CPU plus compilation: about 50 minutes on 2 cores when XLA
+keeps both busy, and about 5 more per grid extension of the ResNet. gpu (ResNet-20 on
 CIFAR-10 or ResNet-32 on CIFAR-100 from ``$MOMLAB_CIFAR_DIR``, a two-layer word-level LSTM with a
 10000-word vocabulary on ``$MOMLAB_TEXT``).
 """
