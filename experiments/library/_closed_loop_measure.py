@@ -96,7 +96,11 @@ def assess_bed(cfg: Any, bed: dict, seed: int) -> dict:
     top = min(float(np.median(bed[k][:, at_warm])) for k in compared)
     arms = {k: rebound(np.median(bed[k], axis=0), steps, cfg.block) for k in compared}
     out["late_over_best"] = {k: v["ratio"] for k, v in arms.items()}
-    bottom = cfg.floor_margin * max(v["best"] for v in arms.values())
+    # "slowest" (NQM): every compared run reaches every level; "fastest" (networks, where the open
+    # loop under staleness can stall far above the others): down to the best run's floor, a level a
+    # run never reaches counting the rest of the horizon
+    pick = min if getattr(cfg, "ladder_floor", "slowest") == "fastest" else max
+    bottom = cfg.floor_margin * pick(v["best"] for v in arms.values())
     out["ladder"] = np.geomspace(top, bottom, cfg.levels + 1)[1:] if bottom < top else None
     if control["ratio"] > cfg.rebound_limit:
         out["applicable"] = False

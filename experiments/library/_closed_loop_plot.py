@@ -6,16 +6,20 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments.framework import Record, figure, style
+from experiments.library._total_momentum_plot import legend_below
 
 _STEP_COLOURS = ("0.15", "0.45", "0.7", "0.85")
 
 
 def plot(record: Record) -> Figure:
     """Left: the controller's mu_algo at each step size against first order; then one panel per
-    noisy-quadratic bed: seed-median loss of the synchronous control, open and closed loop."""
+    noisy-quadratic bed, and one for the network stage when it ran: seed-median loss of the
+    synchronous control, open and closed loop, the slow start and the ladder; legends under the
+    panels, every reference line in them, each title naming its M."""
     arr = record.arrays
     batches = [int(b) for b in np.atleast_1d(arr["batches"])]
-    fig, axes = figure(ncols=1 + len(batches))
+    net = "net_sync" in arr
+    fig, axes = figure(ncols=1 + len(batches) + int(net), height=4.6)
     axes = np.atleast_1d(axes)
     left = axes[0]
     for i, (alpha, trace) in enumerate(zip(arr["track_alphas"], arr["track_traces"], strict=True)):
@@ -32,27 +36,32 @@ def plot(record: Record) -> Figure:
     m = int(record.config.get("workers", 16))
     left.set_title(f"tracking, M = {m}, total convention, target {float(arr['target']):g}")
     left.locator_params(axis="x", nbins=4)
-    left.legend(fontsize=6.5, loc="upper right")
+    legend_below(left)
 
     warm = float(arr["warm_up"])
-    for ax, b in zip(axes[1:], batches, strict=True):
-        t = arr[f"B{b}_steps"]
-        ax.semilogy(t, arr[f"B{b}_sync"], color="0.45", lw=0.9, ls="--",
-                    label="open loop, 1 worker (control)")  # fmt: skip
-        ax.semilogy(t, arr[f"B{b}_open"], **style("yellowfin", marker=None, label="open loop"))
-        if f"B{b}_closed" in arr:
-            ax.semilogy(t, arr[f"B{b}_closed"], **style("yellowfin-closed", marker=None,
-                        label="closed loop, default gain"))  # fmt: skip
+    panels = [(f"B{b}", f"NQM, B = {b}") for b in batches]
+    if net:
+        bed = record.measurement.get("network", {}).get("bed", "network")
+        panels.append(("net", bed))
+    for ax, (key, name) in zip(axes[1:], panels, strict=True):
+        t = arr[f"{key}_steps"]
+        ax.semilogy(t, arr[f"{key}_sync"], color="0.45", lw=0.9, ls="--",
+                    label="open loop, M = 1 (control)")  # fmt: skip
+        ax.semilogy(t, arr[f"{key}_open"], **style("yellowfin", marker=None,
+                    label=f"open loop, M = {m}"))  # fmt: skip
+        closed = [k for k in arr if k.startswith(f"{key}_closed")]
+        if closed:
+            ax.semilogy(t, arr[closed[0]], **style("yellowfin-closed", marker=None,
+                        label=f"closed loop, M = {m}, default gain"))  # fmt: skip
         ax.axvspan(0, warm, color="0.9", label="slow start (not read)")
-        if f"B{b}_ladder" in arr:
-            for j, level in enumerate(arr[f"B{b}_ladder"]):
+        if f"{key}_ladder" in arr:
+            for j, level in enumerate(arr[f"{key}_ladder"]):
                 ax.axhline(
                     level, **style("bound", lw=0.7, label="ladder levels" if j == 0 else "_")
                 )
         ax.set_xlabel("update")
-        ax.set_ylabel("loss (seed median)")
-        live = bool(arr.get(f"B{b}_applicable", True))
-        ax.set_title(f"NQM, B = {b}, M = {m}" + ("" if live else " (not applicable)"))
-    # one legend for the bed panels (the same lines in each), where the descent leaves room
-    axes[1].legend(fontsize=6.5, loc="upper right")
+        ax.set_ylabel("loss (seed median)" + (", smoothed" if key == "net" else ""))
+        live = bool(arr.get(f"{key}_applicable", True))
+        ax.set_title(f"{name}, M = {m}" + ("" if live else " (not applicable)"), fontsize=8)
+        legend_below(ax)
     return fig

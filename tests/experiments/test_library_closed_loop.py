@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from experiments import reproduce
+from experiments.checks import decide
+from experiments.library import _closed_loop_net as closed_loop_net
 from experiments.library import closed_loop
 from experiments.library._closed_loop_measure import iterations_to_levels, rebound, richardson
 from experiments.record import Record
@@ -21,7 +23,7 @@ def test_quick_run_is_a_smoke_run_with_a_passing_tracking_check(tmp_path) -> Non
     rec = reproduce.run_experiment(exp, quick=True, seed=0, out=tmp_path)
     cfg = closed_loop.ClosedLoopConfig.quick()
     assert rec.verdict == "smoke", rec.summary
-    assert "16 seeds" in rec.smoke
+    assert "16 seeds" in rec.smoke and "4 network seeds" in rec.smoke
     by_name = {c.name: c for c in rec.checks}
     # first-order inversion of 1 - (1 - mu)/M = target, by hand: 1 - 16 * 0.05 = 0.2
     track = by_name["settled_mu_algo_first_order"]
@@ -40,6 +42,14 @@ def test_quick_run_is_a_smoke_run_with_a_passing_tracking_check(tmp_path) -> Non
     assert bed["applicable"] and len(bed["ladder"]) == cfg.levels
     assert np.all(np.diff(bed["ladder"]) < 0)
     assert 0 < bed["open_iterations"] < cfg.steps - cfg.warm_up
+    # the network stage (digits MLP, 4 seeds): kinds fixed, the independent sensor's numbers
+    assert by_name["net_data_present"].passed
+    assert by_name["net_control_trains"].kind == "precondition"
+    assert by_name["net_loop_sensor_reads_target"].kind == "identity"
+    assert by_name["net_total_momentum_compensated"].kind == "reproduction"
+    assert by_name["net_speedup"].kind == "reproduction"
+    gaps = rec.measurement["network"]["total_momentum_vs_target"]
+    assert 0.0 < gaps["open"]["total_momentum"] < 1.0
     assert "plot_error" not in rec.provenance
     png = (tmp_path / exp.name / "figure.png").read_bytes()
     assert png.startswith(b"\x89PNG")
@@ -129,3 +139,66 @@ def test_measurement_helpers() -> None:
     # counted from the warm-up (step 200); exp(-t/100) <= 0.5 already at 200 -> 0 iterations
     assert its.tolist() == [[0.0, 40.0, 790.0]] and ok.tolist() == [[True, True, False]]
     assert richardson(0.2 + 0.016, 0.2 + 0.004, 0.0, 0.0) == (0.2, 0.0)
+
+
+def test_gpu_tier_without_cifar_is_not_applicable_naming_the_variable(monkeypatch) -> None:
+    monkeypatch.delenv("MOMLAB_CIFAR_DIR", raising=False)
+    cfg = closed_loop.ClosedLoopConfig.gpu()
+    assert cfg.net_dataset == "cifar100" and cfg.workers == 16
+    net = closed_loop.network_stage(cfg, 0)
+    assert [c.name for c in net[1]] == ["net_data_present"]
+    assert "MOMLAB_CIFAR_DIR" in net[1][0].note
+    cfg = _cfg(batches=(1,))
+    rec = closed_loop.make_record(cfg, _tracking(), {1: _bed(cfg, 1)}, 0, net)
+    assert rec.verdict == "not applicable"
+    assert "MOMLAB_CIFAR_DIR" in rec.summary and "MOMLAB_CIFAR_DIR" in str(rec.measurement)
+
+
+def _planted_arms(monkeypatch, *, closed_rate: float, control_loss: float = 0.01) -> None:
+    """Replace the network training by planted arms: loss curves exp(-rate t) + floor with noise,
+    total-momentum sums giving open 0.99 and closed 0.96 against a target 0.95."""
+
+    def fake(name, make, bed, *, seeds, steps, workers, keep, **_):
+        rng = np.random.default_rng(len(name))
+        t = np.arange(steps, dtype=float)
+        rate = 0.01 * (closed_rate if name.startswith("net_closed") else 1.0)
+        floor = control_loss if name == "net_sync" else 0.01
+        loss = (2.3 * np.exp(-rate * t) + floor)[None] * np.exp(
+            0.05 * rng.standard_normal((len(seeds), steps))
+        )
+        total = 0.96 if name.startswith("net_closed") else 0.99
+        ones = np.ones((len(seeds), steps))
+        return {
+            "loss": loss,
+            "total_ls_num": total * ones + 0.002 * rng.standard_normal(ones.shape),
+            "total_ls_den": ones,
+            "tuned_momentum": 0.95 * ones,
+            "momentum": 0.95 * ones,
+            "mu_hat": 0.95 * ones,
+            "mu_algo": 0.5 * ones,
+            "mu_target": 0.95 * ones,
+        }
+
+    monkeypatch.setattr(closed_loop_net, "staged_arm", fake)
+
+
+@pytest.mark.parametrize(
+    ("closed_rate", "control_loss", "outcome"),
+    [(2.0, 0.01, "pass"), (0.5, 0.01, "fail"), (2.0, 2.3, "not applicable")],
+)
+def test_network_stage_on_planted_arms(monkeypatch, closed_rate, control_loss, outcome) -> None:
+    _planted_arms(monkeypatch, closed_rate=closed_rate, control_loss=control_loss)
+    cfg = dataclasses.replace(closed_loop.ClosedLoopConfig.quick(), net_seeds=8, net_steps=1500)
+    _, checks = closed_loop_net.network_stage(cfg, 0)
+    by = {c.name: c for c in checks}
+    if outcome == "not applicable":
+        # a control that stays at chance: the claim does not apply, no speed is read
+        assert not by["net_control_trains"].passed and "net_speedup" not in by
+        assert decide(checks) == "not applicable"
+        return
+    assert by["net_control_trains"].passed
+    assert by["net_speedup"].outcome == outcome
+    # total momentum 0.99 open, 0.96 closed, target 0.95: the closed loop is nearer
+    comp = by["net_total_momentum_compensated"]
+    assert comp.passed and comp.measured["difference"] == pytest.approx(0.03, abs=2e-3)
+    assert decide(checks) == ("holds" if outcome == "pass" else "fails")
