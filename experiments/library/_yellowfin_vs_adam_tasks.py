@@ -25,6 +25,10 @@ from gpu.data import load_cifar, load_digits, load_fashion_mnist, load_text
 from gpu.data.cifar import cifar_layout, find_cifar
 from gpu.models import CharLSTM, ResNet, init_model
 
+#: Floating-point operations per CPU second of one member step, measured at full size on the
+#: 2-core machine (a 9-member Adam grid): small convolutions run far below the LSTM's matrix
+#: products, so progress weighs each task's steps by ``flops_per_step / FLOPS_PER_CPU_S``.
+FLOPS_PER_CPU_S = {"resnet": 0.058e9 / 0.094, "lstm": 1.167e9 / 0.027}
 CIFAR_ENV = "MOMLAB_CIFAR_DIR"
 TEXT_ENV = "MOMLAB_TEXT"
 

@@ -35,8 +35,9 @@ defaults for ``ratio_tol x steps`` steps (rounded up to a whole ``eval_every``).
 ``eval_every`` steps every member reads its loss and accuracy on a fixed held-out subset of
 ``eval_examples`` test examples (windows for the LSTM). Each (task, method, grid extension) is a
 resumable stage cut into blocks of ``stage_steps`` steps (:func:`experiments.runtime.stage`);
-progress is reported in estimated floating-point operations, so the ETA weighs ResNet and LSTM
-steps by their cost. Steps/s (compilation excluded) and peak memory of each grid are recorded.
+progress is reported in estimated CPU seconds (floating-point operations over the throughput
+measured per task), so the ETA weighs ResNet and LSTM steps by their cost. Steps/s (compilation
+excluded) and peak memory of each grid are recorded.
 
 Tiers: quick (digits ResNet-8, a 32-unit character LSTM, 300 steps: ``smoke``, the budget is below
 10x the slow start); full (the CPU evidence: a width-4 ResNet-8 on the 60k Fashion-MNIST images and
@@ -235,7 +236,7 @@ def run(cfg: YellowFinVsAdamConfig, seed: int) -> Record:
     built = {name: _tasks.build(name, cfg, seed) for name in cfg.tasks}
     initial = cfg.seeds * (2 * cfg.grid_half + 1) * len(BASELINES)
     prog = Progress(
-        {n: _tasks.flops_per_step(n, cfg, b) for n, b in built.items()},
+        {n: _tasks.flops_per_step(n, cfg, b) / _tasks.FLOPS_PER_CPU_S[n] for n, b in built.items()},
         {n: initial for n in built},
         yf_steps,
         cfg,
