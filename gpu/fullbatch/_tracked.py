@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gpu.fullbatch._problem import FlatProblem
+from gpu.resources import ResourceMeter
 
 
 @functools.lru_cache(maxsize=16)
@@ -111,10 +112,13 @@ def heavy_ball_tracked(
         v = jnp.zeros_like(w)
         key = jax.random.key(seed)
         c = jnp.asarray(idx)
+        meter = ResourceMeter()  # steps/s and memory, seen by gpu.collect_resources
+        lr, mu = float(learning_rate), float(momentum)
         for i in range(chunks):
-            w, v, rows = run(w, v, float(learning_rate), float(momentum), c, key, i * chunk)
+            w, v, rows = meter.measure(run, w, v, lr, mu, c, key, i * chunk, steps=int(chunk))
             out.append(np.asarray(rows, np.float64))
             if on_chunk is not None:
                 on_chunk((i + 1) * chunk, chunks * chunk)
+        meter.finish()
         w_end = np.asarray(w, np.float64)
     return np.concatenate(out), w_end
