@@ -63,7 +63,7 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry("asynchrony-momentum", "Asynchrony begets momentum", "cpu", ("quick", "full"), 8),
     Entry("total-momentum", "Total momentum: sync vs async", "cpu", ("quick", "full", "gpu"), 9),
-    Entry("closed-loop", "Closing the momentum loop", "cpu", ("quick", "full"), 10),
+    Entry("closed-loop", "Closing the momentum loop", "cpu", ("quick", "full", "gpu"), 10),
     Entry(
         "yellowfin-vs-adam",
         "YellowFin vs tuned Adam and momentum SGD",
