@@ -75,7 +75,7 @@ def _time(fn: Callable[[], Any], repeats: int) -> float:
 
 def component_costs(params: Any, x: jax.Array, y: jax.Array, repeats: int) -> dict[str, float]:
     """Seconds of one gradient, one linearisation, one Hessian-vector product (and in g units)."""
-    from optimizers._curvature_oracle import hvp_matvec
+    from optimizers import hvp_matvec
 
     grad = jax.jit(jax.value_and_grad(mlp_loss))
     flat = jax.flatten_util.ravel_pytree(params)[0]

@@ -58,10 +58,17 @@ import numpy as np
 import optax
 from flax import nnx
 
-from gpu import chunk_runner, classification_task, init_state, language_model_task
+from gpu import (
+    chunk_memory,
+    chunk_runner,
+    classification_task,
+    device_peak_bytes,
+    init_state,
+    language_model_task,
+    process_peak_rss_bytes,
+)
 from gpu.data import Dataset, load_text
 from gpu.models import CharLSTM, ResNet, init_model
-from gpu.resources import chunk_memory, device_peak_bytes, process_peak_rss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu.json"
 REFERENCE = "adam"

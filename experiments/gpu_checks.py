@@ -114,7 +114,7 @@ def run_checks(
 
 def experiment_resources(runs: Sequence[Any], wall_time_s: float, tier: str) -> dict[str, Any]:
     """What one experiment used: its runs' ``RunResources`` and process-wide peaks."""
-    from gpu.resources import device_peak_bytes, process_peak_rss_bytes
+    from gpu import device_peak_bytes, process_peak_rss_bytes
 
     rates = [r.steps_per_s for r in runs if r.steps_per_s is not None]
     peaks = [r.peak_bytes for r in runs if r.peak_bytes is not None]

@@ -14,10 +14,23 @@ from gpu.rates import (
     per_variable_rates,
     sample_coordinates,
 )
-from gpu.resources import ResourceMeter, RunResources, chunk_memory
+from gpu.resources import (
+    ResourceMeter,
+    RunResources,
+    chunk_memory,
+    device_peak_bytes,
+    process_peak_rss_bytes,
+)
 from gpu.resources import collect as collect_resources
 from gpu.stale import StalenessLaw, empirical, fixed, geometric, uniform
-from gpu.tasks import Task, classification_task, evaluate, language_model_task
+from gpu.tasks import (
+    Task,
+    classification_task,
+    eval_graphdef,
+    evaluate,
+    forward_loss,
+    language_model_task,
+)
 from gpu.train import (
     TrainResult,
     TrainState,
@@ -44,9 +57,12 @@ __all__ = [
     "chunk_runner",
     "classification_task",
     "collect_resources",
+    "device_peak_bytes",
     "empirical",
+    "eval_graphdef",
     "evaluate",
     "fixed",
+    "forward_loss",
     "gather_coordinates",
     "geometric",
     "init_state",
@@ -54,6 +70,7 @@ __all__ = [
     "load_checkpoint",
     "make_step",
     "per_variable_rates",
+    "process_peak_rss_bytes",
     "sample_coordinates",
     "save_checkpoint",
     "scan_steps",

@@ -7,6 +7,7 @@ Baselines (SGD, SGD with momentum, Adam) are optax's own.
 from __future__ import annotations
 
 from optimizers._common import logged_stats
+from optimizers._curvature_oracle import hvp_matvec
 from optimizers.closed_loop import (
     CLOSED_LOOP_STATIC_ARGS,
     ClosedLoopState,
@@ -43,6 +44,7 @@ __all__ = [
     "closed_loop",
     "closed_loop_yellowfin",
     "heavy_ball",
+    "hvp_matvec",
     "logged_stats",
     "momentum_feedback",
     "momentum_sensor",

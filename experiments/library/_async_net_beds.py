@@ -110,7 +110,8 @@ def missing_data(bed: NetBed) -> str:
         if not os.path.isdir(bed.data_dir):
             return f"CIFAR-100 directory missing: {CIFAR_ENV}={bed.data_dir} is not a directory"
     if bed.dataset == "fashion-mnist":
-        from gpu.data.fashion_mnist import DEFAULT_ROOT, FILES
+        from gpu.data import FASHION_MNIST_FILES as FILES
+        from gpu.data import FASHION_MNIST_ROOT as DEFAULT_ROOT
 
         if not all((DEFAULT_ROOT / f).is_file() for f in FILES.values()):
             return f"Fashion-MNIST missing in {DEFAULT_ROOT} (Debian dataset-fashion-mnist)"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 import theory
+from gpu import per_variable_rates
 from gpu.fullbatch import (
     FlatProblem,
     heavy_ball_tracked,
@@ -24,7 +25,6 @@ from gpu.fullbatch import (
     newton_cg_polish,
     polish,
 )
-from gpu.rates import per_variable_rates
 
 SHOWN = 30  # variables kept per run for the figure
 LOADING = 1e-8  # an eigenvector component above this puts its mode into the variable

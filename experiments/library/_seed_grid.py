@@ -38,10 +38,18 @@ import optax
 from flax import nnx
 
 from experiments import runtime
-from gpu import Task, as_extra_args, init_state, load_checkpoint, make_step, save_checkpoint
+from gpu import (
+    ResourceMeter,
+    Task,
+    as_extra_args,
+    eval_graphdef,
+    forward_loss,
+    init_state,
+    load_checkpoint,
+    make_step,
+    save_checkpoint,
+)
 from gpu import scan_steps as _scan_steps
-from gpu.resources import ResourceMeter
-from gpu.tasks import eval_graphdef, forward_loss
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 
 from gpu import Task, classification_task, language_model_task
-from gpu.data import load_cifar, load_digits, load_fashion_mnist, load_text
-from gpu.data.cifar import cifar_layout, find_cifar
+from gpu.data import (
+    cifar_layout,
+    find_cifar,
+    load_cifar,
+    load_digits,
+    load_fashion_mnist,
+    load_text,
+)
 from gpu.models import CharLSTM, ResNet, init_model
 
 #: Floating-point operations per CPU second of one member step, measured at full size on the

@@ -81,7 +81,7 @@ from experiments.library._yellowfin_vs_adam_metrics import (
     smoothed,
 )
 from experiments.library._yellowfin_vs_adam_plot import plot
-from gpu.data.cifar import find_cifar
+from gpu.data import find_cifar
 from optimizers import yellowfin
 
 __all__ = ["EXPERIMENT", "YellowFinVsAdamConfig", "first_reach", "grid", "run", "smoothed"]
