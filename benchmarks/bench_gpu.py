@@ -47,7 +47,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +57,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from benchmarks._results import write_atomic
 from gpu import (
     chunk_memory,
     chunk_runner,
@@ -194,21 +194,6 @@ def bench_model(
 def load_average() -> list[float] | None:
     """``os.getloadavg()`` (1, 5 and 15 minute averages), or None where the OS has none."""
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
-def write_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def table(results: list[dict[str, Any]]) -> str:

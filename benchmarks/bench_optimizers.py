@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +46,7 @@ import numpy as np
 import optax
 
 from benchmarks._bench_training_step import time_training_steps
+from benchmarks._results import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "optimizers.json"
 BASELINE = "optax_sgd_momentum"
@@ -202,21 +202,6 @@ def time_problem(
         out[HESSIAN]["paired_ratio_to_yellowfin"] = statistics.median(paired)
         out[HESSIAN]["target_ratio_to_yellowfin"] = 1.5
     return out
-
-
-def write_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> dict:

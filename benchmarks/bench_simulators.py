@@ -38,7 +38,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +49,7 @@ import numpy as np
 import optax
 
 from benchmarks import _bench_sharding
+from benchmarks._results import write_atomic
 from optimizers import heavy_ball
 from simulators import quadratic, sweep
 from simulators.asynchrony import geometric, simulate_async_exact, simulate_async_fast
@@ -302,20 +302,6 @@ def environment() -> dict[str, Any]:
         "versions": versions,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-
-
-def write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temporary file in the same directory, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

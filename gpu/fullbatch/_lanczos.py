@@ -29,7 +29,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.sparse.linalg
 
-from gpu.fullbatch._problem import FlatProblem
+from gpu.fullbatch._problem import FlatProblem, float64_value_and_grad, lbfgs_float64
 
 
 @functools.lru_cache(maxsize=8)
@@ -160,21 +160,8 @@ def newton_cg_polish(
     """
     if isinstance(max_newton, bool) or not isinstance(max_newton, int) or max_newton < 1:
         raise ValueError(f"max_newton must be an integer >= 1 (got {max_newton!r})")
-    with jax.enable_x64(True):
-        value_and_grad = jax.jit(jax.value_and_grad(problem.loss))
-
-    def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
-        with jax.enable_x64(True):
-            v, g = value_and_grad(jnp.asarray(w, jnp.float64))
-        return float(v), np.asarray(g, np.float64)
-
-    res = scipy.optimize.minimize(
-        fun,
-        np.asarray(start, np.float64),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 20000, "gtol": gtol, "ftol": 0.0, "maxcor": 30},
-    )
+    fun = float64_value_and_grad(problem)
+    res = lbfgs_float64(fun, start, gtol)
     w, steps = np.asarray(res.x, np.float64), 0
     for _ in range(max_newton):
         g = fun(w)[1]

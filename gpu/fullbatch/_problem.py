@@ -200,6 +200,35 @@ class Polished:
     eigenvectors: np.ndarray
 
 
+def float64_value_and_grad(
+    problem: FlatProblem,
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """``w -> (f(w), grad f(w))`` on host float64 arrays, jitted once, evaluated in float64."""
+    with jax.enable_x64(True):
+        value_and_grad = jax.jit(jax.value_and_grad(problem.loss))
+
+    def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
+        with jax.enable_x64(True):
+            v, g = value_and_grad(jnp.asarray(w, jnp.float64))
+        return float(v), np.asarray(g, np.float64)
+
+    return fun
+
+
+def lbfgs_float64(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]], start: np.ndarray, gtol: float
+) -> scipy.optimize.OptimizeResult:
+    """The L-BFGS start of both polishes: at most 20000 iterations, stop at ``|grad f|_inf <= gtol``
+    or when the line search can no longer decrease ``f`` (``ftol = 0``)."""
+    return scipy.optimize.minimize(
+        fun,
+        np.asarray(start, np.float64),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 20000, "gtol": gtol, "ftol": 0.0, "maxcor": 30},
+    )
+
+
 def polish(
     problem: FlatProblem,
     start: np.ndarray,
@@ -228,21 +257,10 @@ def polish(
     """
     if isinstance(max_newton, bool) or not isinstance(max_newton, int) or max_newton < 1:
         raise ValueError(f"max_newton must be an integer >= 1 (got {max_newton!r})")
+    fun = float64_value_and_grad(problem)
+    res = lbfgs_float64(fun, start, gtol)
     with jax.enable_x64(True):
-        value_and_grad = jax.jit(jax.value_and_grad(problem.loss))
         hess = jax.jit(jax.hessian(problem.loss))
-
-        def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
-            v, g = value_and_grad(jnp.asarray(w, jnp.float64))
-            return float(v), np.asarray(g, np.float64)
-
-        res = scipy.optimize.minimize(
-            fun,
-            np.asarray(start, np.float64),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": 20000, "gtol": gtol, "ftol": 0.0, "maxcor": 30},
-        )
         w = np.asarray(res.x, np.float64)
         steps = 0
         for _ in range(max_newton):
