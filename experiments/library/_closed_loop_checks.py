@@ -14,6 +14,19 @@ from experiments.library._closed_loop_measure import richardson
 from experiments.library._closed_loop_text import bed_note, precondition_note
 
 
+def loop_sensor_identity(readings: list[float], target: float, tol: float) -> Check:
+    """The identity that the loop's own sensor settles at its target (shown, never deciding)."""
+    return check(
+        "loop_sensor_reads_target",
+        "identity",
+        all(abs(v - target) <= tol for v in readings),
+        predicted=target,
+        measured=readings,
+        tolerance=tol,
+        note="an integral controller drives its own sensor to the set point by construction",
+    )
+
+
 def checks_of(cfg: Any, trk: dict, assessed: dict[int, dict]) -> list[Check]:
     """The record's checks from the tracking readings and the assessed beds."""
     m = cfg.workers
@@ -29,15 +42,7 @@ def checks_of(cfg: Any, trk: dict, assessed: dict[int, dict]) -> list[Check]:
         # order p of the deviation c alpha^p from three halvings (reported; the rule uses 2)
         measured["measured_order"] = float(np.log2((r[-3] - r[-2]) / (r[-2] - r[-1])))
     out = [
-        check(
-            "loop_sensor_reads_target",
-            "identity",
-            all(abs(v - cfg.target) <= cfg.track_tol for v in trk["loop_sensor"]),
-            predicted=cfg.target,
-            measured=trk["loop_sensor"],
-            tolerance=cfg.track_tol,
-            note="an integral controller drives its own sensor to the set point by construction",
-        ),
+        loop_sensor_identity(trk["loop_sensor"], cfg.target, cfg.track_tol),
         check(
             "settled_mu_algo_first_order",
             "verification",

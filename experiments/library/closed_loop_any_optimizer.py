@@ -51,6 +51,7 @@ from experiments.library._cl_any_beds import make_arm, net_case, nqm_case
 from experiments.library._cl_any_measure import CHANCE_LOSS, assess_case, settled
 from experiments.library._cl_any_plot import plot
 from experiments.library._cl_any_text import case_note, summary
+from experiments.library._closed_loop_checks import loop_sensor_identity
 from experiments.library._closed_loop_measure import richardson
 from simulators import quadratic, simulate_async_exact
 
@@ -215,15 +216,7 @@ def _tracking_check(cfg: ClosedLoopAnyConfig, trk: dict) -> Check:
 def checks_of(cfg: ClosedLoopAnyConfig, trk: dict, assessed: dict) -> list[Check]:
     """The record's checks from the tracking readings and the assessed cases."""
     out = [
-        check(
-            "loop_sensor_reads_target",
-            "identity",
-            all(abs(v - cfg.target) <= cfg.track_tol for v in trk["sensor"]),
-            predicted=cfg.target,
-            measured=trk["sensor"],
-            tolerance=cfg.track_tol,
-            note="an integral controller drives its own sensor to the set point by construction",
-        ),
+        loop_sensor_identity(trk["sensor"], cfg.target, cfg.track_tol),
         _tracking_check(cfg, trk),
     ]
     live = [k for k, a in assessed.items() if a["applicable"]]
