@@ -15,6 +15,7 @@ percentile bootstrap interval over seeds (:func:`experiments.stats.ratio_interva
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -157,12 +158,21 @@ def assess_case(
 def settled(trace: np.ndarray, batches: int = 20) -> tuple[float, float]:
     """Mean of a settled trace (its last half) and the batch-means standard error.
 
+    A short trace uses fewer batches (at most one per finite sample); with fewer than two finite
+    samples the standard error is unknown and returned as infinity, so that no interval built on
+    it can decide.
+
     Example:
         >>> settled(np.r_[np.zeros(40), np.ones(40)])
         (1.0, 0.0)
+        >>> settled(np.r_[np.zeros(1), np.ones(1)])
+        (1.0, inf)
     """
     x = np.asarray(trace, np.float64)
     x = x[x.size // 2 :]
     x = x[np.isfinite(x)]
-    b = x[: x.size // batches * batches].reshape(batches, -1).mean(axis=1)
-    return float(x.mean()), float(b.std(ddof=1) / np.sqrt(batches))
+    nb = min(batches, x.size)
+    if nb < 2:
+        return (float(x.mean()) if x.size else math.nan), math.inf
+    b = x[: x.size // nb * nb].reshape(nb, -1).mean(axis=1)
+    return float(x.mean()), float(b.std(ddof=1) / np.sqrt(nb))
