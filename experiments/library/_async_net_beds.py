@@ -171,7 +171,9 @@ def train_seeds(
 
     Returns:
         ``loss`` ``(seeds, steps)`` (batch loss at the parameters the gradient was taken at),
-        ``tau`` and every scalar statistic the optimizer logs, same shape.
+        ``tau`` and every scalar statistic the optimizer logs, same shape; and the run's speed
+        and memory (:class:`gpu.ResourceMeter` over every seed's chunks, compilation excluded):
+        ``steps_per_s`` and ``peak_bytes`` (0-d; NaN when not measured, e.g. a single chunk).
 
     Raises:
         ValueError: for an empty seed list, ``steps < 1`` or ``workers < 1``.
@@ -184,6 +186,7 @@ def train_seeds(
     law = gpu.geometric(workers) if workers > 1 else gpu.fixed(0)
     tx = gpu.as_extra_args(make_tx())
     run = None
+    meter = gpu.ResourceMeter()
     per_seed: list[dict[str, np.ndarray]] = []
     for j, s in enumerate(seeds):
         graphdef, state = gpu.init_state(model_of(int(s)), tx, int(s), law)
@@ -195,14 +198,18 @@ def train_seeds(
         done = 0
         while done < steps:
             n = min(chunk, steps - done)
-            state, metrics = run(state, task.train_data, n)
+            state, metrics = meter.run_chunk(run, state, task.train_data, n)
             for k, v in jax.device_get(metrics).items():
                 history.setdefault(k, []).append(np.asarray(v, np.float64))
             done += n
             if on_chunk is not None:
                 on_chunk(j * steps + done)
         per_seed.append({k: np.concatenate(v) for k, v in history.items()})
-    return {k: np.stack([r[k] for r in per_seed]) for k in per_seed[0]}
+    out = {k: np.stack([r[k] for r in per_seed]) for k in per_seed[0]}
+    res = meter.finish()
+    out["steps_per_s"] = np.asarray(np.nan if res.steps_per_s is None else res.steps_per_s)
+    out["peak_bytes"] = np.asarray(np.nan if res.peak_bytes is None else float(res.peak_bytes))
+    return out
 
 
 def staged_arm(
@@ -219,15 +226,15 @@ def staged_arm(
     what: str,
 ) -> dict[str, np.ndarray]:
     """:func:`train_seeds` as a resumable :func:`experiments.runtime.stage` keeping those of
-    ``keep`` the optimizer logs (and ``loss``), reporting progress in units of steps x seeds out
-    of ``total``."""
+    ``keep`` the optimizer logs (and ``loss``, ``steps_per_s``, ``peak_bytes``), reporting
+    progress in units of steps x seeds out of ``total``."""
 
     def compute() -> dict[str, np.ndarray]:
         def tick(done: int) -> None:
             runtime.progress(done_before + done, total, what)
 
         out = train_seeds(make_tx, bed, seeds=seeds, steps=steps, workers=workers, on_chunk=tick)
-        return {k: out[k] for k in ("loss", *keep) if k in out}
+        return {k: out[k] for k in ("loss", "steps_per_s", "peak_bytes", *keep) if k in out}
 
     res = runtime.stage(name, compute)
     runtime.progress(done_before + steps * len(seeds), total, what)
@@ -242,3 +249,23 @@ def pooled_ls(num: np.ndarray, den: np.ndarray, burn_in: int) -> np.ndarray:
         [0.75]
     """
     return num[:, burn_in:].sum(axis=1) / den[:, burn_in:].sum(axis=1)
+
+
+def arm_resources(arms: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+    """Steps/s (compilation excluded) and peak memory per arm, from :func:`staged_arm`'s output,
+    for the record (None where not measured; memory as :mod:`gpu.resources` defines it)."""
+    out = {}
+    for name, r in arms.items():
+        sps = float(r["steps_per_s"]) if "steps_per_s" in r else math.nan
+        peak = float(r["peak_bytes"]) if "peak_bytes" in r else math.nan
+        out[name] = {
+            "steps_per_s": sps if math.isfinite(sps) else None,
+            "peak_bytes": int(peak) if math.isfinite(peak) else None,
+            "memory_source": "unavailable"
+            if not math.isfinite(peak)
+            else "compiled_memory_analysis"
+            if gpu.device_peak_bytes() is None
+            else "device_peak_bytes_in_use",
+            "platform": jax.devices()[0].platform,
+        }
+    return out

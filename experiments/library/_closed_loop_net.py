@@ -45,7 +45,7 @@ import numpy as np
 
 import gpu
 from experiments.framework import Check, bootstrap_interval, check, interval_check
-from experiments.library._async_net_beds import pooled_ls, staged_arm
+from experiments.library._async_net_beds import arm_resources, pooled_ls, staged_arm
 from experiments.library._async_net_sensor import find_field, observed
 from experiments.library._closed_loop_arms import yellowfin_arm
 from experiments.library._closed_loop_measure import assess_bed
@@ -214,6 +214,7 @@ def network_stage(cfg: Any, seed: int) -> tuple[dict, list[Check]]:
         "mu_algo": np.median(closed["mu_algo"], axis=0),
         "mu_target": np.median(closed["mu_target"], axis=0),
         "open_momentum": np.median(res["open"]["momentum"], axis=0),
+        "resources": arm_resources(res),
     }
     return out, checks
 
@@ -234,6 +235,8 @@ def record_parts(net: dict | None) -> tuple[dict, dict[str, np.ndarray], str]:
     }
     measured = {"bed": net["bed"], "applicable": net["applicable"], "control": net["control"]}
     measured["total_momentum_vs_target"] = gaps
+    if "resources" in net:
+        measured["resources"] = net["resources"]
     if net["speed"] is not None:
         measured["speed"] = net["speed"]
     arrays = {f"net_{k}": v for k, v in net["median_loss"].items()}

@@ -34,7 +34,13 @@ import optax
 import gpu
 import theory
 from experiments.framework import Check, bootstrap_interval, check, interval_check
-from experiments.library._async_net_beds import NetBed, missing_data, pooled_ls, staged_arm
+from experiments.library._async_net_beds import (
+    NetBed,
+    arm_resources,
+    missing_data,
+    pooled_ls,
+    staged_arm,
+)
 from experiments.library._async_net_sensor import observed
 
 #: Cross-entropy of a uniform guess over the ten digit classes, ``ln 10``.
@@ -249,5 +255,9 @@ def network_stage(cfg: Any, seed: int) -> tuple[dict, list[Check]]:
         "trace_async": runs[last]["total_median"][0],
         "trace_sync": sync[last]["total_median"][0],
         "loss_async": np.stack([runs[mu]["loss"][0] for mu in cfg.net_mus]),
+        "resources": arm_resources(
+            {f"mu_L={mu:g}, M={m}": runs[mu] for mu in cfg.net_mus}
+            | {f"mu_L={mu:g}, sync": sync[mu] for mu in cfg.net_mus}
+        ),
     }
     return out, checks

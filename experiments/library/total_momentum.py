@@ -302,6 +302,7 @@ def run(cfg: TotalMomentumConfig, seed: int) -> Record:
             net_sync_reading=net["sync"],
             net_late_loss=net["late"],
             net_sensor_coordinates=net["sensor_size"],
+            net_resources=net["resources"],
         )
         arrays.update(
             net_mus=np.asarray(cfg.net_mus, float),
