@@ -14,10 +14,67 @@ from experiments.library import _closed_loop_net as closed_loop_net
 from experiments.library import closed_loop
 from experiments.library._closed_loop_measure import iterations_to_levels, rebound, richardson
 from experiments.record import Record
+from tests.experiments._tiny_run import run_tiny
 
 FULL = closed_loop.ClosedLoopConfig()
 
 
+# The quick configuration's tracking (the check's readings are the quick run's), 4 seeds of 800
+# steps on the bed and 2 network seeds of 400 updates: every stage and check of the quick run, a
+# third of its cost (compilation of the six arms dominates).
+TINY = dataclasses.replace(
+    closed_loop.ClosedLoopConfig.quick(), seeds=4, steps=800, net_seeds=2, net_steps=400
+)
+
+
+def test_tiny_run_through_the_runner_has_every_stage_and_a_passing_tracking_check(
+    tmp_path, monkeypatch
+) -> None:
+    exp = closed_loop.EXPERIMENT
+    cfg = TINY
+    rec = run_tiny(monkeypatch, exp, cfg, tmp_path)
+    assert rec.verdict == "smoke", rec.summary
+    assert "4 seeds" in rec.smoke and "2 network seeds" in rec.smoke
+    assert rec.config["steps"] == 800 and rec.config["net_steps"] == 400
+    by_name = {c.name: c for c in rec.checks}
+    # first-order inversion of 1 - (1 - mu)/M = target, by hand: 1 - 16 * 0.05 = 0.2
+    track = by_name["settled_mu_algo_first_order"]
+    assert track.kind == "verification" and track.outcome == "pass"
+    assert track.predicted == pytest.approx(1 - 16 * (1 - cfg.target), abs=1e-12)
+    # the finite-step readings sit below first order and approach it as the step halves
+    # (measured: 0.176 and 0.197; extrapolated 0.204)
+    per_step = list(track.measured["per_step"].values())
+    assert per_step[0] < per_step[1] < track.predicted + cfg.track_tol
+    assert by_name["loop_sensor_reads_target"].kind == "identity"
+    assert by_name["loop_sensor_reads_target"].outcome == "pass"
+    assert by_name["synchronous_control_settles"].outcome == "pass"
+    head = [c for c in rec.checks if c.headline]
+    assert [c.name for c in head] == ["speedup_B1_gain0.02"]
+    assert head[0].kind == "reproduction"
+    bed = rec.measurement["beds"]["B=1"]
+    # the ladder lies below the loss at the end of the warm-up and is descended after it
+    assert bed["applicable"] and len(bed["ladder"]) == cfg.levels
+    assert np.all(np.diff(bed["ladder"]) < 0)
+    assert 0 < bed["open_iterations"] < cfg.steps - cfg.warm_up
+    # the network stage (digits MLP, 2 seeds): the control trains (measured late loss 0.06 vs
+    # chance 2.30), so the speed is read; kinds fixed, the independent sensor's numbers
+    assert by_name["net_data_present"].passed
+    assert by_name["net_control_trains"].kind == "precondition"
+    assert by_name["net_control_trains"].passed
+    assert by_name["net_loop_sensor_reads_target"].kind == "identity"
+    assert by_name["net_total_momentum_compensated"].kind == "reproduction"
+    assert by_name["net_speedup"].kind == "reproduction"
+    gaps = rec.measurement["network"]["total_momentum_vs_target"]
+    assert 0.0 < gaps["open"]["total_momentum"] < 1.0
+    assert "plot_error" not in rec.provenance
+    png = (tmp_path / exp.name / "figure.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    back = Record.load(tmp_path / exp.name)
+    assert back.verdict == "smoke" and np.isfinite(back.arrays["B1_closed"]).all()
+    assert back.arrays["B1_closed"].shape == (cfg.steps // cfg.record_every + 1,)
+
+
+@pytest.mark.slow
 def test_quick_run_is_a_smoke_run_with_a_passing_tracking_check(tmp_path) -> None:
     exp = closed_loop.EXPERIMENT
     rec = reproduce.run_experiment(exp, quick=True, seed=0, out=tmp_path)
