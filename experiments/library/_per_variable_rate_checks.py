@@ -13,6 +13,12 @@ Preconditions (the setting the claim needs; a failure makes the record ``not app
   one run is inside.
 - ``lstm_lanczos_converged``: the residual bounds of both extreme Ritz values are below
   ``ritz_tol`` times the value (Golub & Van Loan, Thm. 10.1.4).
+- ``lstm_minimiser_uses_input``: at every run's polished minimiser the LSTM reads its input: its
+  data loss is below both input-ignoring references, the best constant predictor (the targets'
+  unigram entropy) and the same network with its input kernel zeroed, each by more than the gain's
+  spread over the windows (the 0.05 bootstrap quantile of the mean gain exceeds ``ROUNDING``;
+  :func:`experiments.library._per_variable_rate_runs.input_use`). A minimiser with its input
+  kernel at 0 fails it: zeroing the kernel then changes nothing.
 
 Verifications (linearisation theory against the measured late rates: inside the robust interval
 every mode contracts at exactly ``sqrt(mu)``, so every variable does; outside, the late rate is the
@@ -37,6 +43,9 @@ import numpy as np
 from experiments.framework import Check, check
 
 GRAD_FLOOR = 1e-10
+# a gain in nats must exceed this to count: 1e4 x the float64 rounding of a difference of two means
+# of ~500 cross-entropies of size ~3 (about 1e-13), far below any gain that reading the input gives
+ROUNDING = 1e-9
 
 
 def usable(r: dict) -> bool:
@@ -131,6 +140,8 @@ def stage_checks(
                 note=f"largest relative residual bound {worst:.2g}",
             )
         )
+    if any("input_data_loss" in r for r in results):
+        checks.append(input_check(stage, results))
     frac_in = [r["fraction_following_sqrt_mu"] for r in inside]
     checks.append(
         check(
@@ -178,3 +189,32 @@ def stage_checks(
         )
     )
     return checks
+
+
+def input_check(stage: str, results: list[dict]) -> Check:
+    """``<stage>_minimiser_uses_input`` (module docstring) over the runs that measured it."""
+    measured = [r for r in results if "input_data_loss" in r]
+    lows = [
+        min(r["input_gain_over_constant_lower"], r["input_gain_over_blind_lower"]) for r in measured
+    ]
+    return check(
+        f"{stage}_minimiser_uses_input",
+        "precondition",
+        bool(measured) and len(measured) == len(results) and min(lows) > ROUNDING,
+        predicted="data loss at w* below the unigram entropy and below the loss with the "
+        f"input kernel zeroed, each gain's 0.05 bootstrap quantile over windows > {ROUNDING:g}",
+        measured={
+            _key(r): {
+                "data_loss": r["input_data_loss"],
+                "unigram_entropy": r["input_unigram_entropy"],
+                "loss_input_kernel_zeroed": r["input_blind_loss"],
+                "input_kernel_norm": r["input_kernel_norm"],
+                "gain_over_constant_q05": r["input_gain_over_constant_lower"],
+                "gain_over_blind_q05": r["input_gain_over_blind_lower"],
+            }
+            for r in measured
+        },
+        note=f"{len(measured)}/{len(results)} runs measured; smallest 0.05 quantile of a gain: "
+        f"{min(lows, default=float('nan')):.3g} nats (a minimiser that ignores its input has a "
+        "gain over the blind network of exactly 0)",
+    )

@@ -14,9 +14,10 @@ weight decay so that a minimiser exists, on two networks:
   The reference ``w*`` is the run's end point polished by L-BFGS and Newton steps with the exact
   Hessian (:func:`gpu.fullbatch.polish`), whose full spectrum gives the prediction.
 - ``lstm`` (full and gpu tiers): a character LSTM on a fixed batch of windows of the pydoc text
-  (:func:`gpu.fullbatch.char_lstm_problem`). Its Hessian is not formed: the polish is L-BFGS then
-  Newton-CG on Hessian-vector products (:func:`gpu.fullbatch.newton_cg_polish`) and the spectrum's
-  ends come from Lanczos with full reorthogonalisation (:func:`gpu.fullbatch.lanczos_extremes`).
+  (:func:`gpu.fullbatch.char_lstm_problem`) whose embedding is fixed at ``lstm_embedding_scale``
+  times its random initial value. Its Hessian is not formed: the polish is L-BFGS then Newton-CG on
+  Hessian-vector products (:func:`gpu.fullbatch.newton_cg_polish`) and the spectrum's ends come
+  from Lanczos with full reorthogonalisation (:func:`gpu.fullbatch.lanczos_extremes`).
 
 Prediction: each variable is a mixture of the Hessian's modes, so its late rate is
 ``max_h rho(alpha, mu, h)`` over ``[h_min, h_max]`` (:func:`theory.spectral_radius`, attained at an
@@ -36,17 +37,25 @@ predicted slowest mode within the tolerance).
 
 Tiers: quick (8-unit MLP, 610 parameters, 512 digits, mu = 0.95 and 0.99, one inside and one
 outside run each); full (16-unit MLP on all 1437 digits, mu = 0.9, 0.95, 0.99, two inside and one
-outside run each; an 8 x 16 LSTM, 2700 parameters, on 16 windows of 32 characters with weight decay
-0.03, at mu = 0.9 and 0.99, one inside and one outside run each); gpu (a
+outside run each; an 8 x 16 LSTM, 2348 trained parameters (embedding fixed), on 16 windows of 32
+characters with weight decay 0.03, at mu = 0.9 and 0.99, one inside and one outside run each); gpu (a
 64-unit MLP and a larger LSTM, four momenta). Runs are kept as resumable stages
 (:mod:`experiments.runtime`) and report progress in steps.
 
-Known limit of the full tier's LSTM: at weight decay 0.03 the minimiser that heavy ball reaches has
-its embedding and input kernel at exactly zero (``emb = 0, W_i = 0`` is stationary, and the weight
-decay outweighs the cross curvature there), so the network ignores its input and fits a
-position-dependent output through its recurrent and read-out weights (loss 3.37 nats against the
-batch's unigram entropy 3.17). At 0.01 the pilot's L-BFGS had not converged after 13,000
-iterations. The rates are those of a real LSTM's minimiser, but not of one that reads its input.
+Why the embedding is fixed: a trained embedding ``E`` and input kernel ``W_i`` enter only through
+``E W_i``, and ``(E R, R^T W_i)``, ``R`` orthogonal, has the same loss and weight decay, so every
+minimiser that reads its input lies on a manifold of minimisers (zero Hessian eigenvalues, no
+``h_min > 0``); the one isolated candidate, ``E = 0, W_i = 0``, ignores the input. With the
+embedding trained, weight decay 0.03 gave exactly that minimiser: ``E = W_i = 0`` is a local
+minimum because the decay exceeds the largest cross curvature between ``E`` and ``W_i`` there
+(0.0256; ``h_min = 0.03 - 0.0256``), data loss 3.212 nats against the batch's unigram entropy
+3.168. Smaller decays read the input but gave no usable spectrum: at 0.02 ``h_min = 2.7e-7``
+(``h_max / h_min = 3e10``), at 0.003 L-BFGS stopped after 13,800 iterations at ``h_min < 0``,
+``h_max = 5e4``, and Newton-CG from there diverged. The fixed
+table (scaled by 3, so that a small ``W_i`` reads it) keeps decay 0.03 and its conditioning
+(pilot ``h_max / h_min`` = 754), and the minimiser reads its input: data loss 3.086 nats against the
+unigram entropy 3.168 and 3.287 with ``W_i`` zeroed. The precondition
+``lstm_minimiser_uses_input`` checks this at every run's minimiser.
 """
 
 from __future__ import annotations
@@ -85,6 +94,8 @@ class PerVariableRateConfig:
             (:func:`gpu.rates.per_variable_rates`, the paper's measurement).
         lstm: whether to run the LSTM stage.
         lstm_sequences, lstm_seq_len, lstm_embed, lstm_hidden, lstm_weight_decay: the LSTM.
+        lstm_embedding_scale: the LSTM's embedding is fixed at this multiple of its initial
+            value (:func:`gpu.fullbatch.char_lstm_problem`; module docstring).
         lstm_momenta, lstm_positions, lstm_factors: its runs, as for the MLP.
         lstm_batch_size: windows per minibatch of the LSTM's noisy runs (0: none).
         lanczos_steps: Lanczos steps at each polished LSTM minimiser.
@@ -112,6 +123,7 @@ class PerVariableRateConfig:
     lstm_embed: int = 8
     lstm_hidden: int = 16
     lstm_weight_decay: float = 3e-2
+    lstm_embedding_scale: float = 3.0
     lstm_momenta: tuple[float, ...] = (0.9, 0.99)
     lstm_positions: tuple[float, ...] = (0.5,)
     lstm_factors: tuple[float, ...] = (0.5,)
@@ -263,6 +275,8 @@ def run(cfg: PerVariableRateConfig, seed: int) -> Record:
             hidden=cfg.lstm_hidden,
             weight_decay=cfg.lstm_weight_decay,
             seed=seed,
+            train_embedding=False,
+            embedding_scale=cfg.lstm_embedding_scale,
         )
         plan = (cfg.lstm_momenta, cfg.lstm_positions, cfg.lstm_factors)
         nets.append(("lstm", lstm, False, plan, cfg.lstm_batch_size))
@@ -301,6 +315,13 @@ def run(cfg: PerVariableRateConfig, seed: int) -> Record:
             "minibatch_runs": [public(r) for r in noisy],
         }
         arrays.update(record_arrays(name, results, noisy))
+        reads = [r for r in results if "input_data_loss" in r]
+        if reads:
+            summary.append(
+                f"{name} minimiser data loss {max(r['input_data_loss'] for r in reads):.3f} nats "
+                f"vs unigram entropy {reads[0]['input_unigram_entropy']:.3f} and "
+                f"{min(r['input_blind_loss'] for r in reads):.3f} with its input kernel zeroed"
+            )
         summary += [
             f"{name} mu={r['mu']:g} {r['kind']}: {r['fraction_following_sqrt_mu']:.0%} follow "
             f"sqrt(mu), median {r['median_rate']:.5f} vs predicted {r['predicted_rate']:.5f}"

@@ -15,6 +15,8 @@ from experiments.library import _per_variable_rate_runs as runs
 from experiments.library import per_variable_rate as pvr
 from experiments.library._per_variable_rate_checks import stage_checks
 from experiments.record import Record
+from gpu.data import load_text
+from gpu.fullbatch import char_lstm_problem
 
 CFG = pvr.PerVariableRateConfig.quick()
 
@@ -78,6 +80,29 @@ def test_planted_runs_decide_as_stated() -> None:
     # Lanczos extremes whose residual bound is too large: not applicable
     assert _decide(good, lanczos={"a": (1e-2, 1e-9)}) == "not applicable"
     assert _decide(good, lanczos={"a": (1e-6, 1e-9)}) == "holds"
+
+
+def test_an_input_ignoring_minimiser_fails_the_input_precondition() -> None:
+    """A planted LSTM point with its input kernel at 0 (what weight decay 0.03 gave with a trained
+    embedding): zeroing the kernel changes nothing, so the gain over the blind network is exactly
+    0 and the record is not applicable; so is a minimiser above the unigram entropy. Positive gains
+    hold."""
+    p = char_lstm_problem(load_text(), num_sequences=4, seq_len=8, embed=3, hidden=4)
+    assert p.input_kernel.stop == p.size
+    use = runs.input_use(p, p.without_input(p.init))
+    assert use["input_kernel_norm"] == 0 and use["input_gain_over_blind"] == 0.0
+    assert use["input_gain_over_blind_lower"] == 0.0
+    blind = [_run("inside", 0.99, **use), _run("outside", 0.99, **use)]
+    checks = stage_checks("lstm", blind, CFG.threshold, True)
+    assert decide(checks) == "not applicable"
+    assert [c.name for c in checks if c.outcome == "fail"] == ["lstm_minimiser_uses_input"]
+    reads = {**use, "input_gain_over_blind_lower": 0.4, "input_gain_over_constant_lower": 0.3}
+    good = [_run("inside", 0.99, **reads), _run("outside", 0.99, **reads)]
+    assert _decide(good) == "holds"
+    above = {**reads, "input_gain_over_constant_lower": -0.05}  # worse than the unigram entropy
+    assert _decide([good[0], _run("outside", 0.99, **above)]) == "not applicable"
+    # a run without the measurement among runs with it: not applicable
+    assert _decide([good[0], _run("outside", 0.99)]) == "not applicable"
 
 
 def test_a_fabricated_rate_set_fails_the_verdict() -> None:

@@ -108,3 +108,41 @@ def test_char_lstm_problem_is_float64_and_batches_add_up() -> None:
         np.testing.assert_allclose(df, -1e-7 * float(g @ g), rtol=1e-4)
     with pytest.raises(ValueError, match="hidden"):
         char_lstm_problem(load_text(), hidden=0)
+
+
+def test_char_lstm_input_references_and_fixed_embedding() -> None:
+    """The per-window data losses average to the loss without weight decay, the constant
+    predictor's losses average to the targets' unigram entropy, zeroing the input kernel (the last
+    parameter block, ``embed x 4 hidden``) blinds the network, and a fixed embedding leaves the
+    same network with the embedding table out of ``w``."""
+    text = load_text()
+    p = char_lstm_problem(text, num_sequences=4, seq_len=8, embed=3, hidden=4)
+    q = char_lstm_problem(
+        text, num_sequences=4, seq_len=8, embed=3, hidden=4, train_embedding=False
+    )
+    vocab = p.shapes[0][0]
+    assert p.shapes[0] == (vocab, 3) and q.shapes == p.shapes[1:] and q.size == p.size - 3 * vocab
+    assert p.shapes[-1] == (3, 16) and q.input_kernel == slice(q.size - 48, q.size)
+    np.testing.assert_array_equal(q.init, p.init[3 * vocab :])
+    w = q.init + 0.1 * np.random.default_rng(0).standard_normal(q.size)
+    with jax.enable_x64(True):
+        # the fixed embedding is the initial one: the same network as p at (init embedding, w)
+        pw = jnp.asarray(np.concatenate([p.init[: 3 * vocab], w]))
+        np.testing.assert_allclose(
+            float(q.loss(jnp.asarray(w))) - 0.5 * q.weight_decay * float(w @ w),
+            float(p.loss(pw)) - 0.5 * p.weight_decay * float(pw @ pw),
+            rtol=1e-13,
+        )
+        full = float(q.loss(jnp.asarray(w))) - 0.5 * q.weight_decay * float(w @ w)
+        # blind: no gradient reaches the embedding table any more
+        blind_p = p.without_input(np.asarray(pw))
+        g = jax.grad(p.loss)(jnp.asarray(blind_p))[: 3 * vocab]
+        np.testing.assert_allclose(np.asarray(g), p.weight_decay * blind_p[: 3 * vocab], atol=1e-15)
+    assert q.targets.shape == (4, 8)
+    np.testing.assert_allclose(q.data_losses(w).mean(), full, rtol=1e-12)
+    _, counts = np.unique(q.targets, return_counts=True)
+    f = counts / counts.sum()
+    np.testing.assert_allclose(q.constant_losses().mean(), -(f * np.log(f)).sum(), rtol=1e-13)
+    blind = q.without_input(w)
+    assert np.all(blind[q.input_kernel] == 0)
+    assert np.array_equal(blind[: q.input_kernel.start], w[: q.input_kernel.start])
