@@ -114,9 +114,14 @@ def settled_precondition(rows: list[dict[str, Any]], drift_tol: float) -> Check:
     )
 
 
-def momentum_check(rows: list[dict[str, Any]]) -> Check:
-    """Headline: the late tuned mu within SingleStep's mu at the true statistics +- the derived
-    tolerance, on every kappa (bootstrap interval over seeds)."""
+def momentum_check(
+    rows: list[dict[str, Any]],
+    name: str = "tuned_momentum_is_singlestep_at_true_statistics",
+    headline: bool = True,
+) -> Check:
+    """The late tuned mu within SingleStep's mu at the true statistics +- the derived tolerance,
+    on every row (every kappa of the NQM; the network), bootstrap interval over seeds. The NQM's
+    is the headline."""
     outcomes = [
         interval_check(
             "k",
@@ -133,20 +138,23 @@ def momentum_check(rows: list[dict[str, Any]]) -> Check:
         for r, o in zip(rows, outcomes, strict=True)
     ]
     return check(
-        "tuned_momentum_is_singlestep_at_true_statistics",
+        name,
         "reproduction",
         _worst(outcomes),
         predicted=[r["mu_singlestep_true"] for r in rows],
         measured=[{"mu": r["mu_late"], "interval": r["mu_interval"]} for r in rows],
         tolerance=[r["mu_tolerance"] for r in rows],
         note="; ".join(parts),
-        headline=True,
+        headline=headline,
     )
 
 
-def speed_checks(speed: list[dict[str, Any]], factor: float, g_per_step: float) -> list[Check]:
+def speed_checks(
+    speed: list[dict[str, Any]], factor: float, g_per_step: float, prefix: str = ""
+) -> list[Check]:
     """Iterations and gradient evaluations to each target: heavy ball (1 g per step) over
-    YellowFin with the oracle (``g_per_step``), claimed >= 1 / factor (competitive)."""
+    YellowFin with the oracle (``g_per_step``), claimed >= 1 / factor (competitive). ``prefix``
+    names the bed (``"network_"``; empty for the NQM)."""
     out = []
     for s in speed:
         lo, hi = s["speed_interval"]
@@ -159,7 +167,7 @@ def speed_checks(speed: list[dict[str, Any]], factor: float, g_per_step: float) 
         )
         out.append(
             interval_check(
-                f"iterations_vs_retuned_heavy_ball_T{hz}",
+                f"{prefix}iterations_vs_retuned_heavy_ball_T{hz}",
                 "reproduction",
                 (lo, hi),
                 lower=1.0 / factor,
@@ -169,7 +177,7 @@ def speed_checks(speed: list[dict[str, Any]], factor: float, g_per_step: float) 
         )
         out.append(
             interval_check(
-                f"gradient_evaluations_vs_retuned_heavy_ball_T{hz}",
+                f"{prefix}gradient_evaluations_vs_retuned_heavy_ball_T{hz}",
                 "reproduction",
                 (lo / g_per_step, hi / g_per_step),
                 lower=1.0 / factor,
@@ -180,7 +188,7 @@ def speed_checks(speed: list[dict[str, Any]], factor: float, g_per_step: float) 
     return out
 
 
-def grid_precondition(speed: list[dict[str, Any]], checks: list[Check]) -> Check:
+def grid_precondition(speed: list[dict[str, Any]], checks: list[Check], prefix: str = "") -> Check:
     """A re-tuned heavy ball on the grid's edge could be beaten off the grid: a failed speed check
     stands, a passed or unresolved one is not applicable."""
     by_h = {c.name.rsplit("_T", 1)[-1]: c for c in checks}
@@ -190,7 +198,7 @@ def grid_precondition(speed: list[dict[str, Any]], checks: list[Check]) -> Check
         if s["heavy_ball"]["on_grid_edge"] and by_h[str(s["horizon"])].outcome != "fail"
     ]
     return check(
-        "heavy_ball_best_inside_grid",
+        f"{prefix}heavy_ball_best_inside_grid",
         "precondition",
         not decisive,
         measured=[s["heavy_ball"] for s in speed],
@@ -200,7 +208,9 @@ def grid_precondition(speed: list[dict[str, Any]], checks: list[Check]) -> Check
     )
 
 
-def rebound_checks(lr_ratio: np.ndarray, loss_ratio: np.ndarray, tol: float, seed: int):
+def rebound_checks(
+    lr_ratio: np.ndarray, loss_ratio: np.ndarray, tol: float, seed: int, prefix: str = ""
+) -> list[Check]:
     """The late rebound is gone: late lr / lr at the best loss and late loss / best loss below
     ``1 + tol`` (bootstrap interval over seeds)."""
     out = []
@@ -211,7 +221,7 @@ def rebound_checks(lr_ratio: np.ndarray, loss_ratio: np.ndarray, tol: float, see
         iv = bootstrap_interval(x, seed=seed)
         out.append(
             interval_check(
-                name,
+                prefix + name,
                 "reproduction",
                 iv,
                 upper=1.0 + tol,

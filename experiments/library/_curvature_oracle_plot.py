@@ -1,5 +1,6 @@
 """Figure of yellowfin-curvature-oracle: tuned mu against SingleStep at the truth over kappa, the
-speed ladder against re-tuned heavy ball (iterations and gradient evaluations), the rebound."""
+speed ladder against re-tuned heavy ball (iterations and gradient evaluations), the rebound, and the
+network bed (loss over gradient evaluations, tuned mu against SingleStep at the truth)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from experiments.framework import Record, figure, style
 
 
 def plot(record: Record) -> Figure:
-    """Three panels: mu vs kappa; loss vs gradient evaluations; alpha and loss over time."""
+    """Four panels: mu vs kappa; loss vs gradient evaluations; alpha and loss over time; the
+    network's excess loss vs gradient evaluations."""
     arr = record.arrays
-    fig, axes = figure(3)
-    ax_mu, ax_speed, ax_rb = axes
+    fig, axes = figure(2, 2, height=11.0)
+    ax_mu, ax_speed, ax_rb, ax_net = axes.ravel()
 
     sw = arr["sweep"]  # kappa, mu, lo, hi, mu_ss, tol, mu_ss(own C, D), robust bound
     kappa = sw[:, 0]
@@ -29,7 +31,7 @@ def plot(record: Record) -> Figure:
         **style("yellowfin", linestyle="none", label="YellowFin, Hessian oracle"),
     )
     ax_mu.set(xscale="log", xlabel="kappa", ylabel="late momentum", title="tuned mu vs theory")
-    ax_mu.legend(loc="lower right")
+    ax_mu.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18))
 
     g = float(arr["g_per_step"])
     t = arr["t"]
@@ -49,8 +51,8 @@ def plot(record: Record) -> Figure:
                 label="heavy ball re-tuned per target (1 g/step)" if i == 0 else None,
             ),
         )
-    for target in arr["speed"][:, 0]:
-        ax_speed.axhline(target, color="0.6", lw=0.6, ls=":")
+    for i, target in enumerate(arr["speed"][:, 0]):
+        ax_speed.axhline(target, color="0.6", lw=0.6, ls=":", label="targets" if i == 0 else None)
     ax_speed.set(
         xscale="log",
         yscale="log",
@@ -58,7 +60,7 @@ def plot(record: Record) -> Figure:
         ylabel="loss",
         title="loss ladder, cost in gradient evaluations",
     )
-    ax_speed.legend(loc="upper right")
+    ax_speed.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18))
 
     lr = arr["main_lr"].mean(0)
     ax_rb.plot(t, lr / lr[-1], **style("yellowfin", marker=None, label="alpha / late alpha"))
@@ -66,5 +68,44 @@ def plot(record: Record) -> Figure:
     ax_rb.plot(t, loss / loss[-1], color="0.3", lw=1, label="loss / late loss")
     ax_rb.axvline(float(arr["best_step"]), color="0.5", lw=0.8, ls="-.", label="best loss")
     ax_rb.set(xscale="log", yscale="log", xlabel="step", title="late rebound?")
-    ax_rb.legend(loc="upper right")
+    ax_rb.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    _network_panel(ax_net, arr)
     return fig
+
+
+def _network_panel(ax, arr) -> None:
+    f_star = float(arr["net_f_star"])
+    t = arr["net_t"]
+    labels = ("YellowFin, Hessian", "YellowFin, ||g||^2")
+    for i, (label, ls) in enumerate(zip(labels, ("-", "--"), strict=True)):
+        g = float(arr["net_g_per_step"][i])
+        ax.plot(
+            t * g,
+            arr["net_loss"][i] - f_star,
+            **style(
+                "yellowfin",
+                marker=None,
+                linestyle=ls,
+                label=f"{label} ({g:.1f} g/step): mu {arr['net_mu'][i][-1]:.4f}, "
+                f"SingleStep {float(arr['net_mu_singlestep'][i]):.3f}",
+            ),
+        )
+    for i, curve in enumerate(arr["net_hb_curves"]):
+        ax.plot(
+            arr["net_t_hb"][1:],
+            curve[1:] - f_star,
+            **style(
+                "heavy-ball",
+                marker=None,
+                alpha=0.4 + 0.6 * i / max(len(arr["net_hb_curves"]), 1),
+                label="heavy ball re-tuned per target (1 g/step)" if i == 0 else None,
+            ),
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="gradient evaluations",
+        ylabel="f - f(x*)",
+        title="network (digits tanh MLP)",
+    )
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18))
