@@ -38,8 +38,8 @@ predicted slowest mode within the tolerance).
 Tiers: quick (8-unit MLP, 610 parameters, 512 digits, mu = 0.95 and 0.99, one inside and one
 outside run each); full (16-unit MLP on all 1437 digits, mu = 0.9, 0.95, 0.99, two inside and one
 outside run each; an 8 x 16 LSTM, 2348 trained parameters (embedding fixed), on 16 windows of 32
-characters with weight decay 0.03, at mu = 0.9 and 0.99, one inside and one outside run each); gpu (a
-64-unit MLP and a larger LSTM, four momenta). Runs are kept as resumable stages
+characters with weight decay 0.03, at mu = 0.9 and 0.99, one inside and one outside run each);
+gpu (a 64-unit MLP and a larger LSTM, four momenta). Runs are kept as resumable stages
 (:mod:`experiments.runtime`) and report progress in steps.
 
 Why the embedding is fixed: a trained embedding ``E`` and input kernel ``W_i`` enter only through

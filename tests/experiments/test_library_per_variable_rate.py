@@ -185,8 +185,11 @@ def test_the_full_tier_code_path_runs_on_tiny_networks() -> None:
     assert len(lstm["minibatch_runs"]) == 1 and lstm["minibatch_runs"][0]["batch_size"] == 2
     names = {c.name: c for c in rec.checks}
     assert names["lstm_lanczos_converged"].kind == "precondition"
+    assert names["lstm_minimiser_uses_input"].kind == "precondition"
+    assert "mlp_minimiser_uses_input" not in names  # the MLP has no input-use references
     assert names["lstm_inside_fraction_follows_sqrt_mu"].kind == "verification"
     for r in lstm["runs"]:
+        assert r["input_kernel_norm"] > 0  # the fixed embedding: W_i = 0 is not stationary
         assert r["finite"] and r["grad_norm"] < 1e-10
         assert 0 < r["h_min"] < r["h_max"] and r["ritz_residual_max"] < 1e-3
     assert rec.arrays["lstm_rates"].shape[0] == 2
