@@ -1,4 +1,5 @@
-"""Test-wide configuration: the ``x64`` fixture (float64 in JAX for one test) and the gpu marker."""
+"""Test-wide configuration: the ``x64`` fixture (float64 in JAX for one test), the gpu marker and
+a session-wide XLA compilation cache."""
 
 from __future__ import annotations
 
@@ -7,7 +8,22 @@ import os
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import shutil
+import tempfile
+
 import pytest
+
+# One XLA compilation cache per test session, shared by the xdist workers (they inherit the
+# environment) and removed when the session ends. Many tests build the same computation again
+# (an experiment's run rebuilds its closures; a resumed run compiles what the interrupted one
+# did), and jit's own cache is per function object: the on-disk cache is keyed by the compiled
+# program, so an identical program compiles once per session. A directory given by the user
+# (JAX_COMPILATION_CACHE_DIR) is used as it is and kept.
+_SESSION_CACHE: str | None = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="momlab-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 
 def _has_gpu() -> bool:
@@ -66,3 +82,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             "a test module switched jax_enable_x64 on when it was imported; set it inside the "
             "test (the x64 fixture or jax.enable_x64) instead"
         )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's compilation cache (in the process that created it)."""
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
