@@ -33,7 +33,6 @@ import numpy as np
 import optax
 
 from experiments import runtime
-from experiments.framework import ratio_interval
 from experiments.library import _singlestep_nqm_runs as nqm_runs
 from gpu.data import load_digits
 from gpu.fullbatch import FlatProblem, digits_mlp_problem, polish
@@ -216,36 +215,7 @@ def ladder(
     t_hb = np.arange(s_hb.shape[-1]) * rec
     s_yf = nqm_runs.smoothed(with_start(curves))
     t_yf = np.arange(s_yf.shape[-1]) * rec
-    rows = []
-    for i, horizon in enumerate(cfg.net_horizons):
-        j = int(np.searchsorted(t_hb, horizon))
-        at_t = np.where(np.isfinite(s_hb[..., j]).all(-1), s_hb[..., j].mean(-1), np.inf)
-        target = float(at_t.min())
-        tau_hb = nqm_runs.hitting_times(s_hb, target, t_hb)
-        best = np.unravel_index(int(np.argmin(tau_hb.mean(-1))), tau_hb.shape[:-1])
-        tau_hb, tau_yf = tau_hb[best], nqm_runs.hitting_times(s_yf, target, t_yf)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio, (lo, hi) = ratio_interval(tau_hb, tau_yf, seed=i)
-        rows.append(
-            {
-                "horizon": horizon,
-                "target": target,
-                "heavy_ball": {
-                    "alpha": float(alphas[best[0]]),
-                    "mu": float(mus[best[1]]),
-                    "on_grid_edge": bool(
-                        best[0] in (0, len(alphas) - 1) or best[1] == len(mus) - 1
-                    ),
-                },
-                "iterations_heavy_ball": float(tau_hb.mean()),
-                "iterations_yellowfin": float(tau_yf.mean()),
-                "yellowfin_seeds_reached": int(np.isfinite(tau_yf).sum()),
-                "speed": ratio,
-                "speed_interval": [lo, hi],
-                "hb_curve": s_hb[best].mean(0),
-            }
-        )
-    return rows
+    return nqm_runs.ladder_rows(s_hb, t_hb, s_yf, t_yf, cfg.net_horizons, alphas, mus)
 
 
 def network_runs(cfg: Any, key: jax.Array) -> dict[str, Any]:

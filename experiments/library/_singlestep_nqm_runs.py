@@ -124,6 +124,64 @@ def yellowfin_late(
     }
 
 
+def ladder_rows(
+    s_hb: np.ndarray,
+    t_hb: np.ndarray,
+    s_yf: np.ndarray,
+    t_yf: np.ndarray,
+    horizons: Any,
+    alphas: np.ndarray,
+    mus: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One row per horizon: YellowFin's iterations to the target against re-tuned heavy ball.
+
+    Args:
+        s_hb: heavy ball's smoothed losses ``(A, U, seeds, T_hb)`` over the grid ``alphas x mus``
+            at the steps ``t_hb``.
+        s_yf: YellowFin's smoothed losses ``(seeds, T_yf)`` at the steps ``t_yf``.
+        horizons: the ladder; the target of ``T`` is the lowest seed-mean loss of the grid at
+            ``T`` (non-finite members excluded).
+        alphas, mus: the grid's axes. The re-tuned heavy ball is the grid point with the fewest
+            mean iterations to the target; a learning rate on either end or the top momentum is
+            an edge (momentum 0 is heavy ball's own boundary).
+
+    Returns:
+        Rows with the target, heavy ball's setting and edge flag, mean iterations of both, the
+        seeds YellowFin reached it on, the ratio heavy ball / YellowFin with its bootstrap
+        interval (seed ``i`` for horizon ``i``) and heavy ball's mean curve.
+    """
+    rows = []
+    for i, horizon in enumerate(horizons):
+        j = int(np.searchsorted(t_hb, horizon))
+        at_t = np.where(np.isfinite(s_hb[..., j]).all(-1), s_hb[..., j].mean(-1), np.inf)
+        target = float(at_t.min())
+        tau_hb = hitting_times(s_hb, target, t_hb)
+        best = np.unravel_index(int(np.argmin(tau_hb.mean(-1))), tau_hb.shape[:-1])
+        tau_hb, tau_yf = tau_hb[best], hitting_times(s_yf, target, t_yf)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio, (lo, hi) = ratio_interval(tau_hb, tau_yf, seed=i)
+        rows.append(
+            {
+                "horizon": horizon,
+                "target": target,
+                "heavy_ball": {
+                    "alpha": float(alphas[best[0]]),
+                    "mu": float(mus[best[1]]),
+                    "on_grid_edge": bool(
+                        best[0] in (0, len(alphas) - 1) or best[1] == len(mus) - 1
+                    ),
+                },
+                "iterations_heavy_ball": float(tau_hb.mean()),
+                "iterations_yellowfin": float(tau_yf.mean()),
+                "yellowfin_seeds_reached": int(np.isfinite(tau_yf).sum()),
+                "speed": ratio,
+                "speed_interval": [lo, hi],
+                "hb_curve": s_hb[best].mean(0),
+            }
+        )
+    return rows
+
+
 def speed_ladder(
     cfg: Any, yf_loss: np.ndarray, t: np.ndarray, key: jax.Array
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
@@ -152,35 +210,6 @@ def speed_ladder(
             record_every=cfg.record_every,
         )
     s_hb, t_hb = smoothed(np.asarray(hb.losses, np.float64)), np.asarray(hb.steps)
-    s_yf = smoothed(yf_loss)
-    rows = []
-    for i, horizon in enumerate(cfg.horizons):
-        j = int(np.searchsorted(t_hb, horizon))
-        at_t = np.where(np.isfinite(s_hb[..., j]).all(-1), s_hb[..., j].mean(-1), np.inf)
-        target = float(at_t.min())
-        tau_hb = hitting_times(s_hb, target, t_hb)
-        best = np.unravel_index(int(np.argmin(tau_hb.mean(-1))), tau_hb.shape[:-1])
-        tau_hb, tau_yf = tau_hb[best], hitting_times(s_yf, target, t)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio, (lo, hi) = ratio_interval(tau_hb, tau_yf, seed=i)
-        rows.append(
-            {
-                "horizon": horizon,
-                "target": target,
-                "heavy_ball": {
-                    "alpha": float(g["learning_rate"][best]),
-                    "mu": float(g["momentum"][best]),
-                    "on_grid_edge": bool(
-                        best[0] in (0, g["learning_rate"].shape[0] - 1)
-                        or best[1] == g["momentum"].shape[1] - 1
-                    ),
-                },
-                "iterations_heavy_ball": float(tau_hb.mean()),
-                "iterations_yellowfin": float(tau_yf.mean()),
-                "yellowfin_seeds_reached": int(np.isfinite(tau_yf).sum()),
-                "speed": ratio,
-                "speed_interval": [lo, hi],
-                "hb_curve": s_hb[best].mean(0),
-            }
-        )
+    alphas, mus = g["learning_rate"][:, 0], g["momentum"][0, :]
+    rows = ladder_rows(s_hb, t_hb, smoothed(yf_loss), t, cfg.horizons, alphas, mus)
     return rows, {"t_hb": t_hb}

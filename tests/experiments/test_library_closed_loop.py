@@ -27,15 +27,8 @@ TINY = dataclasses.replace(
 )
 
 
-def test_tiny_run_through_the_runner_has_every_stage_and_a_passing_tracking_check(
-    tmp_path, monkeypatch
-) -> None:
-    exp = closed_loop.EXPERIMENT
-    cfg = TINY
-    rec = run_tiny(monkeypatch, exp, cfg, tmp_path)
-    assert rec.verdict == "smoke", rec.summary
-    assert "4 seeds" in rec.smoke and "2 network seeds" in rec.smoke
-    assert rec.config["steps"] == 800 and rec.config["net_steps"] == 400
+def _assert_tracking(rec: Record, cfg: closed_loop.ClosedLoopConfig) -> dict:
+    """The tracking check of a run at the quick tracking settings; returns the checks by name."""
     by_name = {c.name: c for c in rec.checks}
     # first-order inversion of 1 - (1 - mu)/M = target, by hand: 1 - 16 * 0.05 = 0.2
     track = by_name["settled_mu_algo_first_order"]
@@ -46,6 +39,19 @@ def test_tiny_run_through_the_runner_has_every_stage_and_a_passing_tracking_chec
     per_step = list(track.measured["per_step"].values())
     assert per_step[0] < per_step[1] < track.predicted + cfg.track_tol
     assert by_name["loop_sensor_reads_target"].kind == "identity"
+    return by_name
+
+
+def test_tiny_run_through_the_runner_has_every_stage_and_a_passing_tracking_check(
+    tmp_path, monkeypatch
+) -> None:
+    exp = closed_loop.EXPERIMENT
+    cfg = TINY
+    rec = run_tiny(monkeypatch, exp, cfg, tmp_path)
+    assert rec.verdict == "smoke", rec.summary
+    assert "4 seeds" in rec.smoke and "2 network seeds" in rec.smoke
+    assert rec.config["steps"] == 800 and rec.config["net_steps"] == 400
+    by_name = _assert_tracking(rec, cfg)
     assert by_name["loop_sensor_reads_target"].outcome == "pass"
     assert by_name["synchronous_control_settles"].outcome == "pass"
     head = [c for c in rec.checks if c.headline]
@@ -81,16 +87,7 @@ def test_quick_run_is_a_smoke_run_with_a_passing_tracking_check(tmp_path) -> Non
     cfg = closed_loop.ClosedLoopConfig.quick()
     assert rec.verdict == "smoke", rec.summary
     assert "16 seeds" in rec.smoke and "4 network seeds" in rec.smoke
-    by_name = {c.name: c for c in rec.checks}
-    # first-order inversion of 1 - (1 - mu)/M = target, by hand: 1 - 16 * 0.05 = 0.2
-    track = by_name["settled_mu_algo_first_order"]
-    assert track.kind == "verification" and track.outcome == "pass"
-    assert track.predicted == pytest.approx(1 - 16 * (1 - cfg.target), abs=1e-12)
-    # the finite-step readings sit below first order and approach it as the step halves
-    # (measured: 0.176 and 0.197; extrapolated 0.204)
-    per_step = list(track.measured["per_step"].values())
-    assert per_step[0] < per_step[1] < track.predicted + cfg.track_tol
-    assert by_name["loop_sensor_reads_target"].kind == "identity"
+    by_name = _assert_tracking(rec, cfg)
     assert by_name["synchronous_control_settles"].outcome == "pass"
     head = [c for c in rec.checks if c.headline]
     assert [c.name for c in head] == ["speedup_B1_gain0.02"]
