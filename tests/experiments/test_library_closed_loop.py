@@ -42,6 +42,20 @@ def _assert_tracking(rec: Record, cfg: closed_loop.ClosedLoopConfig) -> dict:
     return by_name
 
 
+def _assert_network_kinds_and_files(rec: Record, by_name: dict, out) -> None:
+    """The network stage's check kinds and sensor numbers, the figure and the written record."""
+    assert by_name["net_loop_sensor_reads_target"].kind == "identity"
+    assert by_name["net_total_momentum_compensated"].kind == "reproduction"
+    assert by_name["net_speedup"].kind == "reproduction"
+    gaps = rec.measurement["network"]["total_momentum_vs_target"]
+    assert 0.0 < gaps["open"]["total_momentum"] < 1.0
+    assert "plot_error" not in rec.provenance
+    png = (out / closed_loop.EXPERIMENT.name / "figure.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    back = Record.load(out / closed_loop.EXPERIMENT.name)
+    assert back.verdict == "smoke" and np.isfinite(back.arrays["B1_closed"]).all()
+
+
 def test_tiny_run_through_the_runner_has_every_stage_and_a_passing_tracking_check(
     tmp_path, monkeypatch
 ) -> None:
@@ -67,16 +81,8 @@ def test_tiny_run_through_the_runner_has_every_stage_and_a_passing_tracking_chec
     assert by_name["net_data_present"].passed
     assert by_name["net_control_trains"].kind == "precondition"
     assert by_name["net_control_trains"].passed
-    assert by_name["net_loop_sensor_reads_target"].kind == "identity"
-    assert by_name["net_total_momentum_compensated"].kind == "reproduction"
-    assert by_name["net_speedup"].kind == "reproduction"
-    gaps = rec.measurement["network"]["total_momentum_vs_target"]
-    assert 0.0 < gaps["open"]["total_momentum"] < 1.0
-    assert "plot_error" not in rec.provenance
-    png = (tmp_path / exp.name / "figure.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
-    back = Record.load(tmp_path / exp.name)
-    assert back.verdict == "smoke" and np.isfinite(back.arrays["B1_closed"]).all()
+    _assert_network_kinds_and_files(rec, by_name, tmp_path)
+    back = Record.load(tmp_path / closed_loop.EXPERIMENT.name)
     assert back.arrays["B1_closed"].shape == (cfg.steps // cfg.record_every + 1,)
 
 
@@ -99,16 +105,7 @@ def test_quick_run_is_a_smoke_run_with_a_passing_tracking_check(tmp_path) -> Non
     # the network stage (digits MLP, 4 seeds): kinds fixed, the independent sensor's numbers
     assert by_name["net_data_present"].passed
     assert by_name["net_control_trains"].kind == "precondition"
-    assert by_name["net_loop_sensor_reads_target"].kind == "identity"
-    assert by_name["net_total_momentum_compensated"].kind == "reproduction"
-    assert by_name["net_speedup"].kind == "reproduction"
-    gaps = rec.measurement["network"]["total_momentum_vs_target"]
-    assert 0.0 < gaps["open"]["total_momentum"] < 1.0
-    assert "plot_error" not in rec.provenance
-    png = (tmp_path / exp.name / "figure.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
-    back = Record.load(tmp_path / exp.name)
-    assert back.verdict == "smoke" and np.isfinite(back.arrays["B1_closed"]).all()
+    _assert_network_kinds_and_files(rec, by_name, tmp_path)
 
 
 def _cfg(**kw) -> closed_loop.ClosedLoopConfig:
