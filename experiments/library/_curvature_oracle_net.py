@@ -67,7 +67,10 @@ def minibatch_grad_var(problem: FlatProblem, points: np.ndarray, batch: int) -> 
         return np.array([float(var(jnp.asarray(p, jnp.float64))) for p in np.atleast_2d(points)])
 
 
-def _lowest_eigenvalues(hess: Any, points: np.ndarray, *extra: Any) -> np.ndarray:
+def _hessian_extremes(hess: Any, points: np.ndarray, *extra: Any) -> np.ndarray:
+    """Lowest and highest eigenvalue ``(len(points), 2)`` of ``hess(point, *extra_i)`` at each
+    point, compiled once (:func:`gpu.fullbatch.hessian_eigenvalues` compiles per call and takes
+    the full-batch loss only)."""
     with jax.enable_x64(True):
         f = jax.jit(hess)
         out = []
@@ -82,7 +85,7 @@ def truth(cfg: Any, problem: FlatProblem) -> dict[str, np.ndarray]:
     pol = polish(problem, problem.init)
     rng = np.random.default_rng(cfg.net_truth_seed)
     rows = rng.integers(0, problem.num_examples, (cfg.truth_batches, cfg.net_batch))
-    mb = _lowest_eigenvalues(
+    mb = _hessian_extremes(
         jax.hessian(problem.batch_loss),
         np.repeat(pol.point[None], cfg.truth_batches, 0),
         jnp.asarray(rows),
@@ -152,7 +155,7 @@ def yellowfin_arm(
         x_last = np.asarray(x_last, np.float64)
     out["x_last"] = x_last
     out["grad_var_last"] = minibatch_grad_var(problem, x_last, cfg.net_batch)
-    out["hessian_extremes_last"] = _lowest_eigenvalues(jax.hessian(problem.loss), x_last)
+    out["hessian_extremes_last"] = _hessian_extremes(jax.hessian(problem.loss), x_last)
     return out
 
 
