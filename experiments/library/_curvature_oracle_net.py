@@ -103,9 +103,40 @@ def truth(cfg: Any, problem: FlatProblem) -> dict[str, np.ndarray]:
     }
 
 
-def _draw(problem: FlatProblem, key: jax.Array, batch: int) -> tuple[jax.Array, Any]:
-    rows = jax.random.randint(key, (batch,), 0, problem.num_examples)
-    return rows, lambda w: problem.batch_loss(w, rows)
+def _minibatch_scan(
+    problem: FlatProblem,
+    opt: optax.GradientTransformationExtraArgs,
+    key: jax.Array,
+    *,
+    batch: int,
+    steps: int,
+    every: int,
+    record: Any,
+) -> tuple[jax.Array, Any]:
+    """One run of ``opt`` on with-replacement minibatches of ``batch`` examples from the
+    initialisation: ``steps`` steps scanned in blocks of ``every``, ``record(x)`` (and the logged
+    statistics when ``opt`` keeps them) after each block. Each step passes the minibatch's value
+    and loss function (``update(..., value=, loss_fn=)``). Returns ``(last x, records)``."""
+    x0 = jnp.asarray(problem.init)
+
+    def step(carry, _):
+        x, s, k = carry
+        k, sub = jax.random.split(k)
+        rows = jax.random.randint(sub, (batch,), 0, problem.num_examples)
+
+        def f(w: jax.Array) -> jax.Array:
+            return problem.batch_loss(w, rows)
+
+        value, g = jax.value_and_grad(f)(x)
+        u, s = opt.update(g, s, x, value=value, loss_fn=f)
+        return (optax.apply_updates(x, u), s, k), None
+
+    def block(carry, _):
+        carry, _ = jax.lax.scan(step, carry, None, length=every)
+        return carry, record(carry[0], carry[1])
+
+    carry, rec = jax.lax.scan(block, (x0, opt.init(x0), key), None, length=steps // every)
+    return carry[0], rec
 
 
 def _yellowfin_scan(cfg: Any, problem: FlatProblem, arm: str, x_star: np.ndarray, key: jax.Array):
@@ -120,25 +151,15 @@ def _yellowfin_scan(cfg: Any, problem: FlatProblem, arm: str, x_star: np.ndarray
     xs = jnp.asarray(x_star)
 
     def one_run(k: jax.Array) -> tuple:
-        x0 = jnp.asarray(problem.init)
-
-        def step(carry, _):
-            x, s, k = carry
-            k, sub = jax.random.split(k)
-            _, f = _draw(problem, sub, cfg.net_batch)
-            value, g = jax.value_and_grad(f)(x)
-            u, s = opt.update(g, s, x, value=value, loss_fn=f)
-            return (optax.apply_updates(x, u), s, k), None
-
-        def block(carry, _):
-            carry, _ = jax.lax.scan(step, carry, None, length=cfg.net_record_every)
-            x, s, _ = carry
-            return carry, (problem.loss(x), jnp.linalg.norm(x - xs), logged_stats(s))
-
-        carry, rec = jax.lax.scan(
-            block, (x0, opt.init(x0), k), None, length=cfg.net_steps // cfg.net_record_every
+        return _minibatch_scan(
+            problem,
+            opt,
+            k,
+            batch=cfg.net_batch,
+            steps=cfg.net_steps,
+            every=cfg.net_record_every,
+            record=lambda x, s: (problem.loss(x), jnp.linalg.norm(x - xs), logged_stats(s)),
         )
-        return carry[0], rec
 
     return jax.jit(jax.vmap(one_run))(jax.random.split(key, cfg.net_seeds))
 
@@ -171,24 +192,16 @@ def heavy_ball_grid(
     keys = jax.random.split(key, cfg.net_seeds)
 
     def one_run(lr: jax.Array, mu: jax.Array, k: jax.Array) -> jax.Array:
-        opt = heavy_ball(lr, mu)
-        x0 = jnp.asarray(problem.init)
-
-        def step(carry, _):
-            x, s, k = carry
-            k, sub = jax.random.split(k)
-            _, f = _draw(problem, sub, cfg.net_batch)
-            u, s = opt.update(jax.grad(f)(x), s, x)
-            return (optax.apply_updates(x, u), s, k), None
-
-        def block(carry, _):
-            carry, _ = jax.lax.scan(step, carry, None, length=cfg.net_record_every)
-            return carry, problem.loss(carry[0])
-
-        _, rec = jax.lax.scan(
-            block, (x0, opt.init(x0), k), None, length=steps // cfg.net_record_every
-        )
-        return rec
+        opt = optax.with_extra_args_support(heavy_ball(lr, mu))
+        return _minibatch_scan(
+            problem,
+            opt,
+            k,
+            batch=cfg.net_batch,
+            steps=steps,
+            every=cfg.net_record_every,
+            record=lambda x, s: problem.loss(x),
+        )[1]
 
     runs = jax.vmap(jax.vmap(one_run, (None, None, 0)), (0, 0, None))
     with jax.enable_x64(True):
