@@ -34,3 +34,19 @@ def test_short_traces_use_fewer_batches_without_warnings() -> None:
 def test_non_finite_entries_are_left_out() -> None:
     x = np.r_[np.zeros(50), np.ones(48), np.nan, np.inf]
     assert settled(x) == (1.0, 0.0)
+
+
+def test_an_unknown_standard_error_leaves_the_tracking_check_unresolved() -> None:
+    from experiments.library import closed_loop_any_optimizer as exp
+
+    cfg = exp.ClosedLoopAnyConfig.quick()
+    n = len(cfg.track_lrs)
+    trk = {
+        "lrs": list(cfg.track_lrs),
+        "mu": [0.2] * n,
+        "se": [math.inf] * n,
+        "capped": [1.0] * n,
+    }
+    assert exp._tracking_check(cfg, trk).outcome == "unresolved"
+    trk["se"] = [1e-4] * n
+    assert exp._tracking_check(cfg, trk).outcome == "pass"
