@@ -20,8 +20,12 @@ import optax
 from flax import nnx
 
 from gpu.data import Dataset, TextDataset
+from gpu.shuffle import permuted_index
 
 Batch = tuple[jax.Array, jax.Array]
+
+#: Largest training set that ``classification_task(shuffle="auto")`` shuffles by sorting.
+SORT_MAX_EXAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -53,22 +57,43 @@ def _check_int(name: str, value: int, lo: int, hi: int) -> int:
     return int(value)
 
 
-def classification_task(ds: Dataset, batch_size: int = 128) -> Task:
+def classification_task(ds: Dataset, batch_size: int = 128, shuffle: str = "auto") -> Task:
     """Mini-batches drawn without replacement within an epoch.
 
-    Epoch ``e = step // (n // batch_size)`` uses the permutation
-    ``permutation(fold_in(key, e), n)``; the step takes its ``step % (n // batch_size)``-th slice
-    of ``batch_size`` indices.
+    Epoch ``e = step // (n // batch_size)`` visits the training set in the order of a random
+    permutation ``pi_e`` keyed by ``fold_in(key, e)``; the step takes the entries
+    ``pi_e(pos B), ..., pi_e(pos B + B - 1)``, ``pos = step % (n // batch_size)``.
+
+    Args:
+        ds: the data set.
+        batch_size: ``B``, in ``[1, n]``.
+        shuffle: how ``pi_e`` is computed. ``"sort"``: ``jax.random.permutation`` (sorts ``n``
+            random keys every step, ``O(n log n)``); ``"feistel"``:
+            :func:`gpu.shuffle.permuted_index` evaluates a keyed bijection at the step's ``B``
+            positions only (``O(B)``); ``"auto"``: ``"sort"`` up to :data:`SORT_MAX_EXAMPLES`
+            examples (the digits, MNIST-1D), ``"feistel"`` above (Fashion-MNIST, CIFAR), where the
+            sort would cost several times the step of a small network.
+
+    Raises:
+        ValueError: for a batch size outside ``[1, n]`` or an unknown ``shuffle``.
     """
     n = len(ds.y_train)
     B = _check_int("batch_size", batch_size, 1, n)
+    if shuffle not in ("auto", "sort", "feistel"):
+        raise ValueError(f"shuffle must be 'auto', 'sort' or 'feistel' (got {shuffle!r})")
+    if shuffle == "auto":
+        shuffle = "sort" if n <= SORT_MAX_EXAMPLES else "feistel"
     per_epoch = n // B
 
     def sample(data: Any, key: jax.Array, step: jax.Array) -> Batch:
         x, y = data
         epoch, pos = step // per_epoch, step % per_epoch
-        perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-        idx = jax.lax.dynamic_slice(perm, (pos * B,), (B,))
+        epoch_key = jax.random.fold_in(key, epoch)
+        if shuffle == "sort":
+            perm = jax.random.permutation(epoch_key, n)
+            idx = jax.lax.dynamic_slice(perm, (pos * B,), (B,))
+        else:
+            idx = permuted_index(epoch_key, pos * B + jnp.arange(B), n)
         return x[idx], y[idx]
 
     data = (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train))

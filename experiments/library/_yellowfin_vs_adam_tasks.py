@@ -31,10 +31,11 @@ from gpu.data import (
 )
 from gpu.models import CharLSTM, ResNet, init_model
 
-#: Floating-point operations per CPU second of one member step, measured at full size on the
-#: 2-core machine (a 9-member Adam grid): small convolutions run far below the LSTM's matrix
-#: products, so progress weighs each task's steps by ``flops_per_step / FLOPS_PER_CPU_S``.
-FLOPS_PER_CPU_S = {"resnet": 0.058e9 / 0.094, "lstm": 1.167e9 / 0.027}
+#: Floating-point operations per second of one member step, measured at full size on the quiet
+#: 2-core machine (a 9-member Adam grid, seconds per member step): small convolutions run far
+#: below the LSTM's matrix products, so progress weighs each task's steps by
+#: ``flops_per_step / FLOPS_PER_CPU_S``.
+FLOPS_PER_CPU_S = {"resnet": 0.058e9 / 0.0062, "lstm": 1.167e9 / 0.021}
 CIFAR_ENV = "MOMLAB_CIFAR_DIR"
 TEXT_ENV = "MOMLAB_TEXT"
 

@@ -41,14 +41,17 @@ excluded) and peak memory of each grid are recorded.
 
 Tiers: quick (digits ResNet-8, a 32-unit character LSTM, 300 steps: ``smoke``, the budget is below
 10x the slow start); full (the CPU evidence: a width-4 ResNet-8 on the 60k Fashion-MNIST images and
-a 128-unit character LSTM on the pydoc topics, ``FULL_STEPS`` steps = 10 slow starts and 2 time
-constants of YellowFin's beta = 0.999 averages, 3 for YellowFin's 3000). Its size comes from CPU
-time per member step of one 9-member Adam grid at full size on the 2-core machine (busy with other
-work): ResNet 0.094 s, LSTM 0.027 s (the held-out readings cost 1-3% of it), so 45000 member-steps
-per task take about 4200 + 1200 s of CPU plus compilation: about 50 minutes on 2 cores when XLA
-keeps both busy, and about 5 more per grid extension of the ResNet. gpu (ResNet-20 on
-CIFAR-10 or ResNet-32 on CIFAR-100 from ``$MOMLAB_CIFAR_DIR``, a two-layer word-level LSTM with a
-10000-word vocabulary on ``$MOMLAB_TEXT``).
+a 128-unit character LSTM on the pydoc topics, ``FULL_STEPS`` steps = 15 slow starts and 3 time
+constants of YellowFin's beta = 0.999 averages, 4.5 for YellowFin's 4500). Its size comes from
+time per member step of one 9-member Adam grid at full size on the quiet 2-core machine: ResNet
+0.0062 s (Fashion-MNIST batches from :func:`gpu.shuffle.permuted_index` and the CPU's shifted-views
+convolution, :mod:`gpu.models._conv`; sorting 60000 keys per step for the epoch permutation cost
+0.03 s per member step on its own), LSTM 0.021 s; the held-out readings add about 20% to the ResNet
+and 2% to the LSTM. About 76000 member-steps per task (18 baseline members x 3000 steps, 3
+extension members, YellowFin's 3 x 4500) then take about 10 + 27 minutes. The ResNet's Adam grid is
+centred on lr 0.03, where the 2000-step full run at 34fa611 found it after three extensions.
+gpu (ResNet-20 on CIFAR-10 or ResNet-32 on CIFAR-100 from ``$MOMLAB_CIFAR_DIR``, a two-layer
+word-level LSTM with a 10000-word vocabulary on ``$MOMLAB_TEXT``).
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ __all__ = ["EXPERIMENT", "YellowFinVsAdamConfig", "first_reach", "grid", "run", 
 
 TASKS = ("resnet", "lstm")
 SLOW_START = 200  # optimizers.yellowfin: slow start over 10 curv_window steps (curv_window = 20)
-FULL_STEPS = 2000
+FULL_STEPS = 3000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +138,7 @@ class YellowFinVsAdamConfig:
     lstm_batch: int = 32
     lstm_seq_len: int = 64
     steps: int = FULL_STEPS
-    resnet_adam_center: float = 3e-3
+    resnet_adam_center: float = 0.03
     resnet_sgdm_center: float = 0.03
     lstm_adam_center: float = 1e-2
     lstm_sgdm_center: float = 1.0
