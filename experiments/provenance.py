@@ -85,10 +85,20 @@ def utc_now() -> str:
 
 
 def collect(
-    *, seed: int, quick: bool, started: str, wall_time_s: float, tier: str | None = None
+    *,
+    seed: int,
+    quick: bool,
+    started: str,
+    wall_time_s: float,
+    tier: str | None = None,
+    git: tuple[str, bool | None] | None = None,
 ) -> dict[str, Any]:
-    """The provenance dict stored in every record (``tier``: quick/full from ``quick`` if None)."""
-    commit, dirty = git_state()
+    """The provenance dict stored in every record (``tier``: quick/full from ``quick`` if None).
+
+    ``git``: :func:`git_state` read when the run started (read now if None). A run that lasts an
+    hour must name the commit it ran, not one committed while it ran.
+    """
+    commit, dirty = git_state() if git is None else git
     return {
         "git_commit": commit,
         "git_dirty": dirty,

@@ -227,6 +227,7 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     config = experiment.config_dict(tier)
     fingerprint = code_fingerprint(experiment)
+    git = provenance.git_state()  # what runs is the code at the start (as the fingerprint)
     started = provenance.utc_now()
     t0 = time.perf_counter()
     failure: str | None = None
@@ -241,7 +242,9 @@ def run_experiment(
         failure = traceback.format_exc(limit=8)
         record = _error_record(experiment, err)
     wall = time.perf_counter() - t0
-    prov = provenance.collect(seed=seed, quick=quick, started=started, wall_time_s=wall, tier=tier)
+    prov = provenance.collect(
+        seed=seed, quick=quick, started=started, wall_time_s=wall, tier=tier, git=git
+    )
     prov["code_fingerprint"] = fingerprint
     if failure:
         prov["traceback"] = failure

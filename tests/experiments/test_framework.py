@@ -222,6 +222,19 @@ def test_run_experiment_writes_record_and_figures(tmp_path, clean_registry) -> N
     assert reproduce.finished_record(FAST, quick=True, seed=4, out=tmp_path) is None
 
 
+def test_provenance_names_the_commit_the_run_started_from(
+    tmp_path, clean_registry, monkeypatch
+) -> None:
+    """A commit made while a long run runs is not the code it ran: the record keeps the first."""
+    from experiments import provenance
+
+    states = iter([("commit-at-start", False)])
+    monkeypatch.setattr(provenance, "git_state", lambda: next(states, ("commit-later", True)))
+    rec = reproduce.run_experiment(FAST, quick=True, seed=3, out=tmp_path)
+    assert rec.provenance["git_commit"] == "commit-at-start"
+    assert rec.provenance["git_dirty"] is False
+
+
 def test_a_raising_experiment_becomes_an_error_record(tmp_path) -> None:
     rec = reproduce.run_experiment(BROKEN, quick=True, seed=0, out=tmp_path)
     assert rec.verdict == "error" and "always raises" in rec.summary
