@@ -1,4 +1,5 @@
-"""Writing benchmark results: JSON through a temporary file renamed over the target."""
+"""Writing benchmark results: JSON through a temporary file renamed over the target, one run per
+platform."""
 
 from __future__ import annotations
 
@@ -22,3 +23,18 @@ def write_atomic(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def merge_run(path: Path, platform: str, run: dict[str, Any]) -> None:
+    """Store ``run`` under ``runs[platform]`` of the JSON at ``path``, keeping the other platforms'
+    runs (an unreadable or foreign file is replaced), written atomically."""
+    payload: dict[str, Any] = {"runs": {}}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(old, dict) and isinstance(old.get("runs"), dict):
+                payload = old
+        except (json.JSONDecodeError, OSError):
+            pass
+    payload["runs"][platform] = run
+    write_atomic(path, payload)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -35,7 +34,7 @@ import jax
 import numpy as np
 import optax
 
-from benchmarks._results import write_atomic
+from benchmarks._results import merge_run
 from gpu import classification_task, init_state, make_step, scan_steps
 from gpu.data import Dataset
 from gpu.models import ResNet, init_model
@@ -122,16 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reference": REFERENCE,
         "variants": results,
     }
-    payload: dict[str, Any] = {"runs": {}}
-    if args.out.exists():
-        try:
-            old = json.loads(args.out.read_text(encoding="utf-8"))
-            if isinstance(old.get("runs"), dict):
-                payload = old
-        except (json.JSONDecodeError, OSError):
-            pass
-    payload["runs"][run["platform"]] = run
-    write_atomic(args.out, payload)
+    merge_run(args.out, run["platform"], run)
     for v, res in results.items():
         ms = res["seconds_per_member_step"] * 1e3
         print(f"{v:16s} {ms:8.2f} ms per member step, {res['speedup']:.2f}x {REFERENCE}")

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.metadata
-import json
 import os
 import platform
 import statistics
@@ -57,7 +56,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from benchmarks._results import write_atomic
+from benchmarks._results import merge_run
 from gpu import (
     chunk_memory,
     chunk_runner,
@@ -276,16 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
         "results": results,
         "wall_time_s": time.perf_counter() - t0,
     }
-    payload: dict = {"runs": {}}
-    if args.out.exists():
-        try:
-            old = json.loads(args.out.read_text(encoding="utf-8"))
-            if isinstance(old.get("runs"), dict):
-                payload = old
-        except (json.JSONDecodeError, OSError):
-            pass
-    payload["runs"][dev.platform] = run
-    write_atomic(args.out, payload)
+    merge_run(args.out, dev.platform, run)
     print(table(results))
     print(f"rounds {rounds}, {steps} steps per chunk, device {dev.platform} ({dev.device_kind})")
     print(f"load average (1, 5, 15 min): start {load_start}, end {run['load_average']['end']}")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.metadata
-import json
 import os
 import platform
 import statistics
@@ -46,7 +45,7 @@ import numpy as np
 import optax
 
 from benchmarks._bench_training_step import time_training_steps
-from benchmarks._results import write_atomic
+from benchmarks._results import merge_run
 
 RESULTS = Path(__file__).resolve().parent / "results" / "optimizers.json"
 BASELINE = "optax_sgd_momentum"
@@ -267,15 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
         "results": results,
         "training_step": training,
     }
-    payload: dict = {"runs": {}}
-    if args.out.exists():
-        try:
-            payload = json.loads(args.out.read_text(encoding="utf-8"))
-            payload.setdefault("runs", {})
-        except (json.JSONDecodeError, OSError):
-            payload = {"runs": {}}
-    payload["runs"][dev.platform] = run
-    write_atomic(args.out, payload)
+    merge_run(args.out, dev.platform, run)
     print(f"wrote {args.out}")
     return run
 
