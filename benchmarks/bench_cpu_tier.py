@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from benchmarks._results import merge_run
-from gpu import classification_task, init_state, make_step, scan_steps
+from gpu import SORT_MAX_EXAMPLES, classification_task, init_state, make_step, scan_steps
 from gpu.data import Dataset
 from gpu.models import ResNet, init_model
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1 (got {args.rounds})")
-    n, members, steps = (4097, 2, 4) if args.quick else (60000, 9, 50)
+    n, members, steps = (SORT_MAX_EXAMPLES + 1, 2, 4) if args.quick else (60000, 9, 50)
     rounds = args.rounds or (2 if args.quick else 5)
     load_start = list(os.getloadavg())
     results = measure(n, members, 16, steps, rounds)

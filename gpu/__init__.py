@@ -24,6 +24,7 @@ from gpu.resources import (
 from gpu.resources import collect as collect_resources
 from gpu.stale import StalenessLaw, empirical, fixed, geometric, uniform
 from gpu.tasks import (
+    SORT_MAX_EXAMPLES,
     Task,
     classification_task,
     eval_graphdef,
@@ -43,6 +44,7 @@ from gpu.train import (
 )
 
 __all__ = [
+    "SORT_MAX_EXAMPLES",
     "Coordinates",
     "RateReport",
     "ResourceMeter",

@@ -13,8 +13,8 @@ Construction (Black & Rogaway, "Ciphers with Arbitrary Finite Domains", CT-RSA 2
 masked to ``h`` bits and ``k_i`` the round keys drawn from the key. Every Feistel round is a
 bijection whatever ``F`` is, so ``E`` is one. Cycle walking restricts it to ``[0, n)``: position
 ``p < n`` maps to the first of ``E(p), E(E(p)), ...`` that lies below ``n``; the sequence returns to
-``p``'s cycle inside ``[0, n)``, so the map is a bijection of ``[0, n)``, and since ``4^h < 4 n``
-the expected number of walks is below 4.
+``p``'s cycle inside ``[0, n)``, so the map is a bijection of ``[0, n)``, and since ``4^h <= 4 n``
+the expected number of walks is at most 4.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _hash32(x: jax.Array) -> jax.Array:
 
 def _half_bits(n: int) -> int:
     """``h``: the Feistel network permutes ``[0, 4^h)``, the smallest power of 4 that is >= n."""
-    return max(1, (max(n - 1, 1).bit_length() + 1) // 2)
+    return (max(n - 1, 1).bit_length() + 1) // 2
 
 
 def _feistel(x: jax.Array, keys: jax.Array, h: int) -> jax.Array:

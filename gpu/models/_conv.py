@@ -62,7 +62,7 @@ def shifted_conv(
         for a in range(kh)
         for b in range(kw)
     ]
-    cols = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+    cols = jnp.concatenate(views, axis=-1)
     return jnp.dot(cols, rhs.reshape(kh * kw * cin, cout), precision=precision)
 
 
